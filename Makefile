@@ -1,0 +1,105 @@
+# hestia: GNU make build.
+#   make            build build/hestia (release, -O2)
+#   make test       unit + integration tests under AddressSanitizer and UBSan (build/san/)
+#   make run        set up and run the default model
+#   make bench      benchmarks on synthetic models (table + JSON in build/bench/)
+#   make fuzz       every fuzz target for FUZZ_SECONDS each (clang libFuzzer)
+#   make lint       layering and banned-function checks
+# Files named *_avx2.c / *_avx512.c get their instruction-set flags; the rest is
+# portable C11 and picks kernels at start-up from cpuid.
+
+PKGS      := jansson libpcre2-8 libutf8proc
+TEST_PKGS := cmocka
+CC        ?= cc
+SAN       ?= 0
+FUZZ_SECONDS ?= 60
+
+ifeq ($(SAN),1)
+  BUILD   := build/san
+  OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN   := -fsanitize=address,undefined
+else
+  BUILD   := build
+  OPT     := -O2 -g
+  LDSAN   :=
+endif
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc -pthread \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
+                -mavx512vnni -mavx512bf16
+
+LAYERS    := base gguf tensor model engine ops server
+LIB_SRC   := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
+LIB_OBJ   := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+CLI_SRC   := $(wildcard src/cli/*.c)
+CLI_OBJ   := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+TEST_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_SUPPORT_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
+TEST_SUPPORT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/obj/%.o,$(TEST_SUPPORT_SRC))
+LIB       := $(BUILD)/libhestia.a
+BIN       := $(BUILD)/hestia
+
+.PHONY: all deps test test-unit check run bench fuzz lint clean
+.DEFAULT_GOAL := all
+
+all: deps $(BIN)
+
+# Installs Debian packages only when one is missing (pkg-config answers in milliseconds).
+deps:
+	@pkg-config --exists $(PKGS) $(TEST_PKGS) 2>/dev/null || scripts/install-deps.sh
+
+$(BUILD)/obj/%_avx2.o: src/%_avx2.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%_avx512.o: src/%_avx512.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: src/%.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDSAN) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/obj/%.o: tests/unit/%.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(shell pkg-config --cflags $(TEST_PKGS)) -Itests/unit -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/obj/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	$(CC) $(LDSAN) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS))
+
+# The tests always run under ASan + UBSan; they use small models only.
+test:
+	$(MAKE) SAN=1 test-unit
+
+test-unit: all $(TEST_BIN)
+	@HS_BIN=$(abspath $(BIN)) scripts/run-tests.sh $(TEST_BIN)
+
+run: all
+	scripts/run-default.sh $(BIN)
+
+bench: all
+	scripts/bench.sh $(BIN)
+
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+lint:
+	scripts/lint.sh
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(patsubst $(BUILD)/tests/%,$(BUILD)/tests/obj/%.d,$(TEST_BIN))

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs every Debian package that hestia's build and tests need.
+# Idempotent and quiet when everything is there. Run as root (or with sudo).
+set -euo pipefail
+pkgs=(
+    build-essential pkg-config clang libclang-rt-14-dev   # compilers; clang for libFuzzer
+    libjansson-dev libpcre2-dev libutf8proc-dev           # JSON, regex, Unicode
+    libcmocka-dev valgrind                                 # tests
+)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

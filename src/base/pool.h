@@ -1,0 +1,28 @@
+/* A fixed thread pool for data-parallel work (every matmul runs through it).
+ * hs_pool_run(pool, fn, arg) calls fn(arg, ith, nth) once on each of the nth
+ * threads (the caller is thread 0) and returns when all have finished. Workers
+ * spin briefly between jobs (a token's forward pass issues hundreds of jobs)
+ * and then sleep. One caller at a time: hs_pool_run is not reentrant. */
+#ifndef HS_BASE_POOL_H
+#define HS_BASE_POOL_H
+
+typedef struct hs_pool hs_pool;
+typedef void (*hs_pool_fn)(void *arg, int ith, int nth);
+
+/* n_threads >= 1 (1 = run everything on the caller). */
+int hs_pool_create(int n_threads, hs_pool **out);
+void hs_pool_free(hs_pool *pool);
+int hs_pool_size(const hs_pool *pool);
+void hs_pool_run(hs_pool *pool, hs_pool_fn fn, void *arg);
+
+/* Splits [0, n) into nth nearly equal parts; part ith is [*lo, *hi). */
+static inline void hs_pool_split(long n, int ith, int nth, long *lo, long *hi) {
+    long per = n / nth, rem = n % nth;
+    *lo = ith * per + (ith < rem ? ith : rem);
+    *hi = *lo + per + (ith < rem ? 1 : 0);
+}
+
+/* Number of online CPUs (at least 1). */
+int hs_cpu_count(void);
+
+#endif

@@ -1,0 +1,68 @@
+/* hestia: the command. Dispatches to one function per subcommand. */
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command k_commands[] = {
+    {"run", hs_cmd_run, "generate text from a prompt or chat in the terminal"},
+    {"tokenize", hs_cmd_tokenize, "print the tokens of a text"},
+    {"bench", hs_cmd_bench, "prompt and generation speed (table + JSON)"},
+    {"synth", hs_cmd_synth, "write a synthetic llama-shaped GGUF model"},
+    {"info", hs_cmd_info, "show a GGUF file's metadata and tensors"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: hestia COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].help);
+    fprintf(f, "\n'hestia COMMAND --help' shows a command's options.\n");
+}
+
+int hs_cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "hestia %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int hs_cli_fail_err(const char *cmd, const hs_err *err) {
+    return hs_cli_fail(cmd, "%s", err && err->msg[0] ? err->msg : hs_err_name(err ? err->code : -1));
+}
+
+int hs_cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "hestia %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (try 'hestia %s --help')\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        if (!strcmp(argv[1], k_commands[i].name))
+            return k_commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "hestia: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

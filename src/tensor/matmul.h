@@ -1,0 +1,44 @@
+/* Matrix products over the thread pool: the engine's hot path.
+ *
+ *   y (n_tok, n_rows) = x (n_tok, n_cols) @ W^T,  W (n_rows, n_cols) of any type
+ *
+ * W is stored row-major as in GGUF (ne0 = n_cols is the row length). The
+ * activations are first quantized to W's vec_dot_type (once per call, split
+ * over the threads), then each thread takes a share of W's rows and computes
+ * them for every token, so each weight row is read from memory once per call
+ * whatever the batch size. */
+#ifndef HS_TENSOR_MATMUL_H
+#define HS_TENSOR_MATMUL_H
+
+#include "base/pool.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A weight matrix: a view, not an owner (usually into the model's mmap). */
+struct hs_mat {
+    int type;          /* enum hs_ggml_type */
+    int64_t n_cols;    /* ne0: row length */
+    int64_t n_rows;    /* ne1 */
+    size_t row_bytes;  /* bytes between rows */
+    const void *data;
+};
+
+/* Scratch space for the quantized activations, reused across calls (grows as
+ * needed). One per thread that calls hs_matmul. Zero-initialise. */
+typedef struct hs_mm_scratch {
+    void *buf;
+    size_t cap;
+} hs_mm_scratch;
+
+void hs_mm_scratch_free(hs_mm_scratch *s);
+
+/* y[t * ldy + r] = dot(W row r, x[t * ldx ...]) for t < n_tok, r < n_rows.
+ * Returns HS_OK or HS_ENOMEM / HS_EUNSUPPORTED (type without kernels). */
+int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
+              int n_tok, float *y, size_t ldy);
+
+/* Copies row `row` of W into out (n_cols floats): embedding lookups. */
+int hs_mat_get_row(const struct hs_mat *w, int64_t row, float *out);
+
+#endif
