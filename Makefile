@@ -14,12 +14,13 @@ CC        ?= cc
 SAN       ?= 0
 FUZZ_SECONDS ?= 60
 
+BUILDROOT ?= build
 ifeq ($(SAN),1)
-  BUILD   := build/san
+  BUILD   := $(BUILDROOT)/san
   OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN   := -fsanitize=address,undefined
 else
-  BUILD   := build
+  BUILD   := $(BUILDROOT)
   OPT     := -O2 -g
   LDSAN   :=
 endif
@@ -85,7 +86,7 @@ test:
 	$(MAKE) SAN=1 test-unit
 
 test-unit: all $(TEST_BIN)
-	@HS_BIN=$(abspath $(BIN)) scripts/run-tests.sh $(TEST_BIN)
+	@HS_BIN=$(abspath $(BIN)) TEST_LOGS=$(BUILD)/test-logs scripts/run-tests.sh $(TEST_BIN)
 
 run: all
 	scripts/run-default.sh $(BIN)

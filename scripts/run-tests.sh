@@ -4,7 +4,7 @@
 # Each binary's own output is kept in build/test-logs/<name>.log and shown when it fails.
 set -u
 cd "$(dirname "$0")/.."
-logdir=build/test-logs
+logdir=${TEST_LOGS:-build/test-logs}
 mkdir -p "$logdir"
 passed=0 failed=0 skipped=0 bad_bins=()
 for bin in "$@"; do

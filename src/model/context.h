@@ -1,0 +1,64 @@
+/* The seam between engine and server: a context holds the KV cache for S
+ * sequence slots; one hs_decode runs one forward pass over a batch that may
+ * mix prompt chunks of new sequences and next tokens of running ones.
+ *
+ * One thread at a time drives a context (the scheduler); the context's thread
+ * pool parallelises each matmul inside. Many contexts may share one model. */
+#ifndef HS_MODEL_CONTEXT_H
+#define HS_MODEL_CONTEXT_H
+
+#include "base/err.h"
+#include "base/pool.h"
+#include "model/model.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct hs_ctx hs_ctx;
+
+struct hs_ctx_params {
+    int n_ctx;     /* positions per sequence (KV cells per slot); 0 = min(train ctx, 4096) */
+    int n_seq;     /* sequence slots; default 1 */
+    int n_batch;   /* most tokens one hs_decode takes; default 512 */
+    int n_threads; /* thread pool size; 0 = number of CPUs */
+};
+
+/* One forward batch. Token i has id tokens[i], position pos[i] in sequence
+ * seq[i] (0 <= seq < n_seq). Positions of a sequence must follow on from what
+ * its cache holds (pos == its current length, then +1 per token). logits[i]
+ * non-zero asks for token i's logits (NULL: only the last token's). */
+struct hs_batch {
+    int n;
+    const int32_t *tokens;
+    const int32_t *pos;
+    const int32_t *seq;
+    const int8_t *logits;
+};
+
+int hs_ctx_create(const hs_model *m, const struct hs_ctx_params *params, hs_ctx **out, hs_err *err);
+void hs_ctx_free(hs_ctx *ctx);
+
+int hs_ctx_n_ctx(const hs_ctx *ctx);
+int hs_ctx_n_seq(const hs_ctx *ctx);
+hs_pool *hs_ctx_pool(hs_ctx *ctx);
+/* KV cache bytes (all slots). */
+size_t hs_ctx_kv_bytes(const hs_ctx *ctx);
+
+/* Runs the forward pass. HS_ERANGE (with a message) when a position would pass
+ * n_ctx, HS_EINVAL for a bad token id, sequence or position. On error the
+ * cache is unchanged for every sequence in the batch. */
+int hs_decode(hs_ctx *ctx, const struct hs_batch *batch, hs_err *err);
+
+/* n_vocab logits of batch token i (one that asked for logits) of the last
+ * hs_decode; NULL if it did not ask. Valid until the next hs_decode. */
+const float *hs_ctx_logits(hs_ctx *ctx, int i);
+
+/* Sequence operations (the prefix cache is built on these). */
+int hs_ctx_seq_len(const hs_ctx *ctx, int seq);
+void hs_ctx_seq_clear(hs_ctx *ctx, int seq);
+/* Drops positions >= n_keep. */
+void hs_ctx_seq_truncate(hs_ctx *ctx, int seq, int n_keep);
+/* dst's cache becomes the first n positions of src's. */
+int hs_ctx_seq_copy(hs_ctx *ctx, int src, int dst, int n);
+
+#endif
