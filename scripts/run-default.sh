@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make run`: finds the default model and runs it. Serving over HTTP arrives with
+# `hestia serve`; until then this starts an interactive chat in the terminal
+# (or, without a terminal, one completion).
+set -euo pipefail
+bin=${1:-build/hestia}
+cd "$(dirname "$0")/.."
+model=""
+for m in models/default.gguf ../shared/models/stories260K.gguf; do
+    if [ -f "$m" ]; then model=$m; break; fi
+done
+if [ -z "$model" ]; then
+    echo "make run: no model found. Put a GGUF model at models/default.gguf" >&2
+    echo "          (or make one: $bin synth -o models/default.gguf --shape tiny)" >&2
+    exit 1
+fi
+echo "make run: model $model" >&2
+if "$bin" --help 2>/dev/null | grep -q '^  serve '; then
+    exec "$bin" serve -m "$model"
+fi
+if [ -t 0 ]; then
+    exec "$bin" run -m "$model" --chat
+fi
+exec "$bin" run -m "$model" -p "Once upon a time" -n 64
