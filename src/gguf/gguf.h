@@ -115,12 +115,31 @@ int64_t hs_gguf_n_tensors(const hs_gguf *g);
 const struct hs_gguf_tensor *hs_gguf_tensor_at(const hs_gguf *g, int64_t i);
 const struct hs_gguf_tensor *hs_gguf_find_tensor(const hs_gguf *g, const char *name); /* NULL if absent */
 
+/* Helpers (additions). The name given at open (path or caller's name). */
+const char *hs_gguf_name(const hs_gguf *g);
+/* Bytes of one scalar of type t; 0 for string, array and unknown types. */
+size_t hs_gguf_vtype_size(enum hs_gguf_vtype t);
+/* Short type name: "u32", "f32", "str", "arr", ...; "?" when unknown. */
+const char *hs_gguf_vtype_name(enum hs_gguf_vtype t);
+/* The value of kv exactly as encoded in the file (after its u32 type field:
+ * for an array the element type, count and elements), borrowed from the
+ * mapping. NULL with *len 0 when kv is not one of g's. */
+const void *hs_gguf_kv_raw(const hs_gguf *g, const struct hs_gguf_kv *kv, size_t *len);
+/* File offset of kv's encoded value (for messages); 0 when kv is not one of g's. */
+size_t hs_gguf_kv_offset(const hs_gguf *g, const struct hs_gguf_kv *kv);
+
 /* ---- writer ---- */
 typedef struct hs_gguf_writer hs_gguf_writer;
 
 /* Creates `path` (truncating). version is 3 unless set; alignment 32 unless a
  * general.alignment key (uint32) is added before the first tensor. */
 int hs_gguf_writer_open(const char *path, hs_gguf_writer **out, hs_err *err);
+/* Writes GGUF version 2 or 3 (addition; default 3). Before hs_gguf_w_begin_data. */
+int hs_gguf_w_set_version(hs_gguf_writer *w, uint32_t version);
+
+/* The hs_gguf_w_* functions below return HS_OK or an HS_E* code; the first
+ * error sticks: every later call returns it and hs_gguf_w_begin_data /
+ * hs_gguf_w_close report its message. */
 
 /* Metadata, in the order added (keys must be unique). Values are copied. */
 int hs_gguf_w_u32(hs_gguf_writer *w, const char *key, uint32_t v);
@@ -128,6 +147,8 @@ int hs_gguf_w_i32(hs_gguf_writer *w, const char *key, int32_t v);
 int hs_gguf_w_u64(hs_gguf_writer *w, const char *key, uint64_t v);
 int hs_gguf_w_f32(hs_gguf_writer *w, const char *key, float v);
 int hs_gguf_w_bool(hs_gguf_writer *w, const char *key, bool v);
+/* Any scalar type (addition): v points at its little-endian bytes as in the file. */
+int hs_gguf_w_val(hs_gguf_writer *w, const char *key, enum hs_gguf_vtype type, const void *v);
 int hs_gguf_w_str(hs_gguf_writer *w, const char *key, const char *s, size_t len);
 /* Numeric array: n elements of arr_type, packed little-endian as in the file. */
 int hs_gguf_w_arr(hs_gguf_writer *w, const char *key, enum hs_gguf_vtype arr_type, const void *data,
