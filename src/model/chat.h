@@ -37,7 +37,13 @@ enum hs_tmpl hs_tmpl_from_name(const char *name);
 const char *hs_tmpl_names(void);
 
 /* Renders messages; add_generation_prompt opens the assistant turn. bos/eos are
- * the vocabulary's texts (may be ""). Unknown roles -> HS_EINVAL. */
+ * the vocabulary's texts (may be ""). Unknown roles -> HS_EINVAL.
+ * As llama.cpp's llm_chat_apply_template: the text never starts with BOS
+ * (encode it with add_special, which adds BOS once, and parse_special); llama2
+ * and mistral close answers with eos (default "</s>"), zephyr closes every turn
+ * with eos (default "<|endoftext|>"); llama3 and gemma trim message contents.
+ * llama2 is llama.cpp's "llama2-sys" (<<SYS>> block), mistral its "llama2"
+ * (system text in front of the first instruction). */
 int hs_tmpl_apply(enum hs_tmpl t, const struct hs_chat_msg *msgs, size_t n, bool add_generation_prompt,
                   const char *bos, const char *eos, hs_buf *out, hs_err *err);
 

@@ -7,6 +7,7 @@
 #include "base/err.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct hs_sampler hs_sampler;
@@ -45,10 +46,16 @@ void hs_sampler_reset(hs_sampler *s); /* clears history; keeps the rng stream */
 typedef struct hs_stop hs_stop;
 int hs_stop_create(const char *const *stops, int n_stops, hs_stop **out);
 void hs_stop_free(hs_stop *st);
-/* Appends piece; returns true when a stop string completed. *emit/*emit_len is
+/* Appends piece; returns true when a stop string completed. *emit, *emit_len is
  * the text now safe to print (borrowed until the next call). */
 bool hs_stop_feed(hs_stop *st, const char *piece, size_t len, const char **emit, size_t *emit_len);
 /* At the end of generation: the held-back tail that turned out not to be a stop. */
 void hs_stop_flush(hs_stop *st, const char **emit, size_t *emit_len);
+/* Forgets all pending text and a completed stop, for the next answer (chat turns). */
+void hs_stop_reset(hs_stop *st);
+/* Notes: hs_stop_create returns HS_EINVAL for an empty stop string, HS_ENOMEM
+ * when out of memory. Besides stop-string prefixes, an incomplete UTF-8
+ * sequence at the end is held back too, so what is emitted always ends on a
+ * whole character (a matcher with no stops is a UTF-8 reassembler). */
 
 #endif
