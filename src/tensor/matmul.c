@@ -1,9 +1,29 @@
+/* hs_matmul: quantize the activations to W's vec_dot_type, then cut the
+ * (rows x tokens) output into chunks that the threads claim from a shared
+ * counter, so a thread slowed by another process does not hold the others
+ * up at the end of the call.
+ *
+ * One token (generation) is memory-bound: a chunk is a run of rows, each a
+ * vec_dot over one weight row streamed from memory once.
+ * A batch (prompt) is compute-bound: a chunk is a block of rows x a block of
+ * tokens, sized so that both blocks stay in L2 while the tile kernel (gemm)
+ * walks them in gemm_rows x gemm_cols tiles, each weight block loaded once
+ * per tile and reused for every token of the tile. Rows and tokens that do
+ * not fill a whole tile get a smaller tile (the kernels take nr, nc).
+ *
+ * Batches of Q8_0, Q4_0 or Q5_0 weights on a CPU with AMX take their own
+ * path (see q_legacy_amx_avx512.c): the activations are quantized and packed
+ * into tile panels of 16 tokens, then chunks of 16-row weight groups x token
+ * groups run on the tiles. The weight rows are first unpacked to int8, once
+ * per chunk, into the thread's share of the scratch. */
 #include "tensor/matmul.h"
 
 #include "base/err.h"
 #include "base/mem.h"
 #include "tensor/qtype.h"
+#include "tensor/qtype_impl.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 void hs_mm_scratch_free(hs_mm_scratch *s) {
@@ -42,45 +62,43 @@ static void quant_rows(void *arg, int ith, int nth) {
 struct mm_job {
     const struct hs_mat *w;
     const struct hs_qtype_kernels *k;
-    const void *q; /* activations in vec_dot_type, q_row bytes apart */
+    const char *q; /* activations in vec_dot_type, q_row bytes apart */
     size_t q_row;
     int n_tok;
     float *y;
     size_t ldy;
+    long rows_per_chunk, toks_per_chunk;
+    long n_row_chunks, n_chunks;
+    atomic_long next;
 };
 
-/* Rows are handed out in chunks aligned to the tile height so that every
- * thread runs whole tiles; the work per thread differs by at most one chunk. */
-static void mm_rows(void *arg, int ith, int nth) {
-    struct mm_job *j = arg;
+/* Rows [r0, r1) x tokens [t0, t1) with the tile kernel. */
+static void run_tiles(const struct mm_job *j, long r0, long r1, int t0, int t1) {
     const struct hs_mat *w = j->w;
-    const int tr = j->k->gemm ? j->k->gemm_rows : 1;
-    const int tc = j->k->gemm ? j->k->gemm_cols : 1;
-    long n_chunks = (long)((w->n_rows + tr - 1) / tr);
-    long c0, c1;
-    hs_pool_split(n_chunks, ith, nth, &c0, &c1);
-    long r0 = c0 * tr, r1 = c1 * tr < w->n_rows ? c1 * tr : (long)w->n_rows;
+    const struct hs_qtype_kernels *k = j->k;
+    const int n = (int)w->n_cols, tr = k->gemm_rows, tc = k->gemm_cols;
+    const char *wd = w->data;
+    for (long r = r0; r < r1; r += tr) {
+        const int nr = (int)(r1 - r < tr ? r1 - r : tr);
+        for (int t = t0; t < t1; t += tc) {
+            const int nc = t1 - t < tc ? t1 - t : tc;
+            k->gemm(n, j->y + (size_t)t * j->ldy + (size_t)r, j->ldy, wd + (size_t)r * w->row_bytes, w->row_bytes,
+                    j->q + (size_t)t * j->q_row, j->q_row, nr, nc);
+        }
+    }
+}
+
+/* Without a tile kernel: a few rows against every token of the chunk, so the
+ * rows stay in L1 while the tokens stream past from L2. */
+static void run_dots(const struct mm_job *j, long r0, long r1, int t0, int t1) {
+    const struct hs_mat *w = j->w;
     const int n = (int)w->n_cols;
     const char *wd = w->data;
-    const char *qd = j->q;
-    if (j->k->gemm && j->n_tok > 1) {
-        for (long r = r0; r < r1; r += tr) {
-            int nr = (int)(r1 - r < tr ? r1 - r : tr);
-            for (int t = 0; t < j->n_tok; t += tc) {
-                int nc = j->n_tok - t < tc ? j->n_tok - t : tc;
-                j->k->gemm(n, j->y + (size_t)t * j->ldy + r, j->ldy, wd + (size_t)r * w->row_bytes, w->row_bytes,
-                           qd + (size_t)t * j->q_row, j->q_row, nr, nc);
-            }
-        }
-        return;
-    }
-    /* Without a tile kernel: a block of rows against every token, so the rows
-     * stay in cache while the tokens stream past. */
-    const long RB = 16;
+    const long RB = 4;
     for (long rb = r0; rb < r1; rb += RB) {
-        long re = rb + RB < r1 ? rb + RB : r1;
-        for (int t = 0; t < j->n_tok; t++) {
-            const void *qt = qd + (size_t)t * j->q_row;
+        const long re = rb + RB < r1 ? rb + RB : r1;
+        for (int t = t0; t < t1; t++) {
+            const char *qt = j->q + (size_t)t * j->q_row;
             float *yt = j->y + (size_t)t * j->ldy;
             for (long r = rb; r < re; r++)
                 j->k->vec_dot(n, &yt[r], wd + (size_t)r * w->row_bytes, qt);
@@ -88,12 +106,187 @@ static void mm_rows(void *arg, int ith, int nth) {
     }
 }
 
+static void mm_worker(void *arg, int ith, int nth) {
+    struct mm_job *j = arg;
+    (void)ith;
+    (void)nth;
+    const bool tiles = j->k->gemm && j->n_tok > 1;
+    for (;;) {
+        const long c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= j->n_chunks)
+            break;
+        /* Consecutive chunks share a row block (tokens vary fastest), so
+         * the threads working at the same time read the same weights. */
+        const long rc = c / (j->n_chunks / j->n_row_chunks), tcn = c % (j->n_chunks / j->n_row_chunks);
+        const long r0 = rc * j->rows_per_chunk;
+        const long r1 = r0 + j->rows_per_chunk < j->w->n_rows ? r0 + j->rows_per_chunk : (long)j->w->n_rows;
+        const long t0 = tcn * j->toks_per_chunk;
+        const long t1 = t0 + j->toks_per_chunk < j->n_tok ? t0 + j->toks_per_chunk : j->n_tok;
+        if (tiles)
+            run_tiles(j, r0, r1, (int)t0, (int)t1);
+        else
+            run_dots(j, r0, r1, (int)t0, (int)t1);
+    }
+}
+
+static long round_up(long v, long m) { return (v + m - 1) / m * m; }
+
+/* Chunk shape. A batch chunk holds about 128 KiB of weight rows and as many
+ * tokens' activations, at most 64 (both then sit in L2 while the tiles sweep
+ * them), in whole tiles; a generation chunk is a run of rows small enough that every
+ * thread gets several (load balance) and large enough that claiming one is
+ * noise. */
+static void plan_chunks(struct mm_job *j, int nth) {
+    const long n_rows = (long)j->w->n_rows;
+    const bool tiles = j->k->gemm && j->n_tok > 1;
+    const long tr = tiles ? j->k->gemm_rows : 1, tc = tiles ? j->k->gemm_cols : 1;
+    const size_t budget = 128 * 1024;
+    long rows, toks;
+    if (j->n_tok == 1) {
+        rows = n_rows / ((long)nth * 8);
+        if (rows < 16)
+            rows = 16;
+        toks = 1;
+    } else {
+        rows = (long)(budget / (j->w->row_bytes ? j->w->row_bytes : 1));
+        toks = (long)(budget / (j->q_row ? j->q_row : 1));
+        if (rows < tr * 2)
+            rows = tr * 2;
+        if (toks < tc * 2)
+            toks = tc * 2;
+        if (toks > 64)
+            toks = 64;
+        /* Enough chunks for every thread several times over. */
+        while (rows > tr * 2 && ((n_rows + rows - 1) / rows) * ((j->n_tok + toks - 1) / toks) < (long)nth * 4)
+            rows /= 2;
+        rows = round_up(rows, tr);
+        toks = round_up(toks, tc);
+    }
+    if (rows > n_rows)
+        rows = n_rows;
+    if (toks > j->n_tok)
+        toks = j->n_tok;
+    j->rows_per_chunk = rows;
+    j->toks_per_chunk = toks;
+    j->n_row_chunks = (n_rows + rows - 1) / rows;
+    j->n_chunks = j->n_row_chunks * ((j->n_tok + toks - 1) / toks);
+}
+
+/* ------------------------------------------------------------- AMX ---- */
+
+/* Below this many tokens the packing does not pay for itself. */
+#define AMX_MIN_TOK 16
+#define AMX_ROWS 16
+#define AMX_TOK 16
+
+struct amx_job {
+    const struct hs_mat *w;
+    void (*unpack)(hs_amx_rows *out, const void *x, size_t bx, int nr, int64_t n);
+    char *rows_buf; /* per thread: rows_bytes of unpacked quants and scales */
+    size_t rows_bytes;
+    const float *x;
+    size_t ldx;
+    int n_tok, n_groups;
+    char *q; /* Q8_0 activations, q_row bytes apart */
+    size_t q_row;
+    char *panels; /* n_groups x panel_bytes */
+    size_t panel_bytes;
+    hs_from_float_fn from_float;
+    float *y;
+    size_t ldy;
+    long groups_per_chunk, n_tok_chunks, n_chunks;
+    atomic_long next;
+};
+
+static void amx_pack(void *arg, int ith, int nth) {
+    struct amx_job *j = arg;
+    long g0, g1;
+    hs_pool_split(j->n_groups, ith, nth, &g0, &g1);
+    for (long g = g0; g < g1; g++) {
+        const int t0 = (int)g * AMX_TOK;
+        const int nc = j->n_tok - t0 < AMX_TOK ? j->n_tok - t0 : AMX_TOK;
+        for (int t = t0; t < t0 + nc; t++)
+            j->from_float(j->x + (size_t)t * j->ldx, j->q + (size_t)t * j->q_row, j->w->n_cols);
+        hs_q8_0_amx_pack((hs_q8_0_amx_panel *)(j->panels + (size_t)g * j->panel_bytes), j->q + (size_t)t0 * j->q_row,
+                         j->q_row, nc, j->w->n_cols);
+    }
+}
+
+static void amx_worker(void *arg, int ith, int nth) {
+    struct amx_job *j = arg;
+    const struct hs_mat *w = j->w;
+    (void)nth;
+    hs_amx_rows rows = {0, (int8_t *)(j->rows_buf + (size_t)ith * j->rows_bytes), NULL};
+    rows.d = (float *)(rows.q + 16 * (size_t)w->n_cols);
+    long unpacked = -1; /* the row group now in rows */
+    for (;;) {
+        const long c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= j->n_chunks)
+            break;
+        const long r0 = c / j->n_tok_chunks * AMX_ROWS;
+        const long g0 = c % j->n_tok_chunks * j->groups_per_chunk;
+        const long g1 = g0 + j->groups_per_chunk < j->n_groups ? g0 + j->groups_per_chunk : j->n_groups;
+        const int nr = (int)(w->n_rows - r0 < AMX_ROWS ? w->n_rows - r0 : AMX_ROWS);
+        const int last = j->n_tok - (int)(g1 - 1) * AMX_TOK;
+        const int nc_last = last < AMX_TOK ? last : AMX_TOK;
+        float *yc = j->y + (size_t)g0 * AMX_TOK * j->ldy + (size_t)r0;
+        const char *wr = (const char *)w->data + (size_t)r0 * w->row_bytes;
+        const hs_q8_0_amx_panel *pc = (const hs_q8_0_amx_panel *)(j->panels + (size_t)g0 * j->panel_bytes);
+        /* Chunks of one row group are consecutive, so a thread usually
+         * unpacks a group once for all the token groups it takes. */
+        if (unpacked != r0) {
+            j->unpack(&rows, wr, w->row_bytes, nr, w->n_cols);
+            unpacked = r0;
+        }
+        hs_i8_amx_gemm((int)w->n_cols, yc, j->ldy, &rows, pc, j->panel_bytes, (int)(g1 - g0), nc_last);
+    }
+}
+
+static int matmul_amx(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
+                      int n_tok, float *y, size_t ldy) {
+    struct amx_job j = {.w = w, .x = x, .ldx = ldx, .n_tok = n_tok, .y = y, .ldy = ldy};
+    j.unpack = w->type == HS_TYPE_Q4_0   ? hs_q4_0_amx_rows
+               : w->type == HS_TYPE_Q5_0 ? hs_q5_0_amx_rows
+                                         : hs_q8_0_amx_rows;
+
+    j.n_groups = (n_tok + AMX_TOK - 1) / AMX_TOK;
+    j.q_row = hs_qtype_row_bytes(HS_TYPE_Q8_0, w->n_cols);
+    j.panel_bytes = hs_q8_0_amx_panel_bytes(w->n_cols);
+    const size_t q_bytes = (j.q_row * (size_t)n_tok + 63) / 64 * 64;
+    const size_t panels_bytes = j.panel_bytes * (size_t)j.n_groups;
+    /* 16 rows of int8 and their scales (16 floats per block) per thread. */
+    j.rows_bytes = (16 * (size_t)w->n_cols + (size_t)w->n_cols / HS_QK8_0 * 64 + 63) / 64 * 64;
+    if (scratch_reserve(scratch, q_bytes + panels_bytes + j.rows_bytes * (size_t)hs_pool_size(pool)))
+        return HS_ENOMEM;
+    j.q = scratch->buf;
+    j.panels = (char *)scratch->buf + q_bytes;
+    j.rows_buf = j.panels + panels_bytes;
+    j.from_float = hs_qtype_kernels(HS_TYPE_Q8_0)->from_float;
+    hs_pool_run(pool, amx_pack, &j);
+    /* A chunk: one 16-row weight group against up to 8 token groups (128
+     * tokens), so a group is unpacked once per 8 and the threads still share
+     * out a hundred chunks or more for a 2048 x 2048 matrix and 512 tokens. */
+    j.groups_per_chunk = 8;
+    j.n_tok_chunks = (j.n_groups + j.groups_per_chunk - 1) / j.groups_per_chunk;
+    j.n_chunks = (long)((w->n_rows + AMX_ROWS - 1) / AMX_ROWS) * j.n_tok_chunks;
+    atomic_init(&j.next, 0);
+    hs_pool_run(pool, amx_worker, &j);
+    return HS_OK;
+}
+
 int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
               int n_tok, float *y, size_t ldy) {
     const struct hs_qtype *qt = hs_qtype(w->type);
     if (!qt)
         return HS_EUNSUPPORTED;
+    if (n_tok <= 0 || w->n_rows <= 0)
+        return HS_OK;
     const struct hs_qtype_kernels *k = hs_qtype_kernels(w->type);
+    if (!k->vec_dot)
+        return HS_EUNSUPPORTED;
+    if ((w->type == HS_TYPE_Q8_0 || w->type == HS_TYPE_Q4_0 || w->type == HS_TYPE_Q5_0) && n_tok >= AMX_MIN_TOK &&
+        hs_amx_enabled())
+        return matmul_amx(pool, scratch, w, x, ldx, n_tok, y, ldy);
     const void *q = x;
     size_t q_row = ldx * sizeof(float);
     if (qt->vec_dot_type != HS_TYPE_F32) {
@@ -110,8 +303,10 @@ int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, con
             quant_rows(&qj, 0, 1);
         q = scratch->buf;
     }
-    struct mm_job j = {w, k, q, q_row, n_tok, y, ldy};
-    hs_pool_run(pool, mm_rows, &j);
+    struct mm_job j = {.w = w, .k = k, .q = q, .q_row = q_row, .n_tok = n_tok, .y = y, .ldy = ldy};
+    atomic_init(&j.next, 0);
+    plan_chunks(&j, hs_pool_size(pool));
+    hs_pool_run(pool, mm_worker, &j);
     return HS_OK;
 }
 
