@@ -14,9 +14,11 @@ for bin in "$@"; do
     CMOCKA_MESSAGE_OUTPUT=stdout "$bin" >"$log" 2>&1
     rc=$?
     secs=$(( $(date +%s) - start ))
-    p=$(grep -c '^\[       OK \]' "$log")
-    f=$(grep -c '^\[  FAILED  \] [a-z_0-9]' "$log" || true)
-    s=$(grep -c '^\[  SKIPPED \]' "$log" || true)
+    # cmocka's own summary: "[  PASSED  ] N test(s)." and, when non-zero,
+    # "[  FAILED  ] N test(s), listed below:" / "[  SKIPPED ] N test(s), ..."
+    p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$log" | sed -E 's/.*\] ([0-9]+) test.*/\1/' | awk '{s+=$1} END {print s+0}')
+    f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$log" | sed -E 's/.*\] ([0-9]+) test.*/\1/' | awk '{s+=$1} END {print s+0}')
+    s=$(grep -E '^\[  SKIPPED \] [0-9]+ test' "$log" | sed -E 's/.*\] ([0-9]+) test.*/\1/' | awk '{s+=$1} END {print s+0}')
     # a crash or sanitizer report counts as a failure even if cmocka said nothing
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
