@@ -4,6 +4,7 @@
 #include "base/mem.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -24,8 +25,11 @@ struct hs_pool {
     struct worker *workers;
     hs_pool_fn fn;
     void *arg;
+    bool shared;         /* the current job was started with hs_pool_run_shared */
     atomic_uint gen;     /* bumped for each job */
-    atomic_int pending;  /* workers still running the current job */
+    atomic_int pending;  /* static jobs: workers still to finish the current job */
+    atomic_int active;   /* workers inside a job's fn right now */
+    atomic_uint closed;  /* shared jobs: the gen the caller has finished */
     atomic_int stop;
     pthread_mutex_t lock;
     pthread_cond_t wake; /* workers sleeping for a job */
@@ -57,8 +61,19 @@ static void *worker_main(void *p) {
         seen = g;
         if (atomic_load(&pool->stop))
             return NULL;
+        /* Announce, then check that the job is still open (both seq_cst): either
+         * the caller sees us active and waits, or we see the job closed, or a
+         * newer one started, and stay out. fn and arg are read only after. */
+        atomic_fetch_add(&pool->active, 1);
+        if (atomic_load(&pool->gen) != g || atomic_load(&pool->closed) == g) {
+            atomic_fetch_sub(&pool->active, 1);
+            continue;
+        }
+        const bool shared = pool->shared;
         pool->fn(pool->arg, w->ith, pool->n);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+        if (!shared)
+            atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+        atomic_fetch_sub(&pool->active, 1);
     }
 }
 
@@ -107,22 +122,42 @@ void hs_pool_free(hs_pool *pool) {
 
 int hs_pool_size(const hs_pool *pool) { return pool ? pool->n : 1; }
 
-void hs_pool_run(hs_pool *pool, hs_pool_fn fn, void *arg) {
-    if (!pool || pool->n == 1) {
-        fn(arg, 0, 1);
-        return;
-    }
+static unsigned start_job(hs_pool *pool, hs_pool_fn fn, void *arg, bool shared) {
     pool->fn = fn;
     pool->arg = arg;
+    pool->shared = shared;
     atomic_store_explicit(&pool->pending, pool->n - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_release);
+    unsigned g = atomic_fetch_add(&pool->gen, 1) + 1;
     if (atomic_load(&pool->sleepers) > 0) {
         pthread_mutex_lock(&pool->lock);
         pthread_cond_broadcast(&pool->wake);
         pthread_mutex_unlock(&pool->lock);
     }
+    return g;
+}
+
+void hs_pool_run(hs_pool *pool, hs_pool_fn fn, void *arg) {
+    if (!pool || pool->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    start_job(pool, fn, arg, false);
     fn(arg, 0, pool->n);
     while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0)
+        _mm_pause();
+}
+
+void hs_pool_run_shared(hs_pool *pool, hs_pool_fn fn, void *arg) {
+    if (!pool || pool->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    unsigned g = start_job(pool, fn, arg, true);
+    fn(arg, 0, pool->n);
+    /* All work is claimed once fn returns here; wait only for the workers
+     * still inside fn, and keep late ones out. */
+    atomic_store(&pool->closed, g);
+    while (atomic_load(&pool->active) > 0)
         _mm_pause();
 }
 

@@ -14,6 +14,11 @@ int hs_pool_create(int n_threads, hs_pool **out);
 void hs_pool_free(hs_pool *pool);
 int hs_pool_size(const hs_pool *pool);
 void hs_pool_run(hs_pool *pool, hs_pool_fn fn, void *arg);
+/* For jobs whose fn claims work from a shared counter until none is left: a
+ * worker that is late (descheduled by another process) is not waited for and
+ * may not be called at all, so one slow thread cannot stall the call. The
+ * caller always runs fn, so all the work gets done. */
+void hs_pool_run_shared(hs_pool *pool, hs_pool_fn fn, void *arg);
 
 /* Splits [0, n) into nth nearly equal parts; part ith is [*lo, *hi). */
 static inline void hs_pool_split(long n, int ith, int nth, long *lo, long *hi) {

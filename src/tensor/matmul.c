@@ -270,7 +270,7 @@ static int matmul_amx(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat
     j.n_tok_chunks = (j.n_groups + j.groups_per_chunk - 1) / j.groups_per_chunk;
     j.n_chunks = (long)((w->n_rows + AMX_ROWS - 1) / AMX_ROWS) * j.n_tok_chunks;
     atomic_init(&j.next, 0);
-    hs_pool_run(pool, amx_worker, &j);
+    hs_pool_run_shared(pool, amx_worker, &j);
     return HS_OK;
 }
 
@@ -306,7 +306,7 @@ int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, con
     struct mm_job j = {.w = w, .k = k, .q = q, .q_row = q_row, .n_tok = n_tok, .y = y, .ldy = ldy};
     atomic_init(&j.next, 0);
     plan_chunks(&j, hs_pool_size(pool));
-    hs_pool_run(pool, mm_worker, &j);
+    hs_pool_run_shared(pool, mm_worker, &j);
     return HS_OK;
 }
 

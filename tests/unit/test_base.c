@@ -8,6 +8,7 @@
 #include "base/rng.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static void parse_rejects_garbage_and_out_of_range(void **state) {
@@ -103,11 +104,49 @@ static void pool_runs_every_part_once(void **state) {
     (void)state;
     hs_pool *pool;
     assert_int_equal(hs_pool_create(3, &pool), 0);
-    for (int rep = 0; rep < 500; rep++) {
+    for (int rep = 0; rep < 200; rep++) {
         struct sum_job j = {.n = 1000 + rep};
         hs_pool_run(pool, sum_part, &j);
         long total = j.partial[0] + j.partial[1] + j.partial[2];
         assert_true(total == j.n * (j.n - 1) / 2);
+    }
+    hs_pool_free(pool);
+}
+
+struct claim_job {
+    long n;
+    atomic_long next;
+    atomic_long sum;
+};
+
+static void claim_part(void *arg, int ith, int nth) {
+    struct claim_job *j = arg;
+    (void)ith;
+    (void)nth;
+    for (;;) {
+        long i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n)
+            break;
+        atomic_fetch_add(&j->sum, i);
+    }
+}
+
+/* Shared-counter jobs: all work done exactly once even when workers come late
+ * (more threads than cores makes late workers common). */
+static void pool_shared_jobs_do_all_work(void **state) {
+    (void)state;
+    hs_pool *pool;
+    assert_int_equal(hs_pool_create(4, &pool), 0);
+    for (int rep = 0; rep < 200; rep++) {
+        struct claim_job j = {.n = 100 + rep};
+        atomic_init(&j.next, 0);
+        atomic_init(&j.sum, 0);
+        hs_pool_run_shared(pool, claim_part, &j);
+        assert_true(atomic_load(&j.sum) == j.n * (j.n - 1) / 2);
+        /* a static job right after: every thread still runs it once */
+        struct sum_job s = {.n = 1000};
+        hs_pool_run(pool, sum_part, &s);
+        assert_true(s.partial[0] + s.partial[1] + s.partial[2] + s.partial[3] == 1000 * 999 / 2);
     }
     hs_pool_free(pool);
 }
@@ -120,6 +159,7 @@ int main(void) {
         cmocka_unit_test(bf16_rounds_to_nearest_even),
         cmocka_unit_test(rng_is_deterministic_per_seed),
         cmocka_unit_test(pool_runs_every_part_once),
+        cmocka_unit_test(pool_shared_jobs_do_all_work),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
