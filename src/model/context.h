@@ -16,17 +16,25 @@
 
 typedef struct hs_ctx hs_ctx;
 
+/* KV cache element type. f16 halves the cache (and the attention's memory
+ * traffic) at ~5e-4 relative error per value; f32 gives results identical
+ * to a float reference (tests, perplexity comparisons). */
+enum hs_kv_type { HS_KV_F16 = 0, HS_KV_F32 = 1 };
+
 struct hs_ctx_params {
     int n_ctx;     /* positions per sequence (KV cells per slot); 0 = min(train ctx, 4096) */
     int n_seq;     /* sequence slots; default 1 */
     int n_batch;   /* most tokens one hs_decode takes; default 512 */
     int n_threads; /* thread pool size; 0 = number of CPUs */
+    enum hs_kv_type kv_type; /* default (0) f16 */
 };
 
 /* One forward batch. Token i has id tokens[i], position pos[i] in sequence
  * seq[i] (0 <= seq < n_seq). Positions of a sequence must follow on from what
  * its cache holds (pos == its current length, then +1 per token). logits[i]
- * non-zero asks for token i's logits (NULL: only the last token's). */
+ * non-zero asks for token i's logits (NULL: only the last token's).
+ * seq NULL means every token is in sequence 0; pos NULL means each token takes
+ * the next position of its sequence. */
 struct hs_batch {
     int n;
     const int32_t *tokens;
@@ -41,6 +49,7 @@ void hs_ctx_free(hs_ctx *ctx);
 int hs_ctx_n_ctx(const hs_ctx *ctx);
 int hs_ctx_n_seq(const hs_ctx *ctx);
 hs_pool *hs_ctx_pool(hs_ctx *ctx);
+const hs_model *hs_ctx_model(const hs_ctx *ctx);
 /* KV cache bytes (all slots). */
 size_t hs_ctx_kv_bytes(const hs_ctx *ctx);
 
@@ -48,6 +57,8 @@ size_t hs_ctx_kv_bytes(const hs_ctx *ctx);
  * n_ctx, HS_EINVAL for a bad token id, sequence or position. On error the
  * cache is unchanged for every sequence in the batch. */
 int hs_decode(hs_ctx *ctx, const struct hs_batch *batch, hs_err *err);
+/* Rows of logits the last hs_decode produced (0 after an error). */
+int hs_ctx_n_logits(const hs_ctx *ctx);
 
 /* n_vocab logits of batch token i (one that asked for logits) of the last
  * hs_decode; NULL if it did not ask. Valid until the next hs_decode. */
@@ -58,7 +69,8 @@ int hs_ctx_seq_len(const hs_ctx *ctx, int seq);
 void hs_ctx_seq_clear(hs_ctx *ctx, int seq);
 /* Drops positions >= n_keep. */
 void hs_ctx_seq_truncate(hs_ctx *ctx, int seq, int n_keep);
-/* dst's cache becomes the first n positions of src's. */
+/* dst's cache becomes the first n positions of src's (n <= src's length;
+ * src == dst truncates). HS_EINVAL for a bad slot or length. */
 int hs_ctx_seq_copy(hs_ctx *ctx, int src, int dst, int n);
 
 #endif

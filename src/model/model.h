@@ -42,12 +42,20 @@ struct hs_hparams {
 };
 
 struct hs_model_params {
-    bool vocab_only; /* tokenizer and metadata only (vocab GGUFs have no tensors) */
+    bool vocab_only; /* tokenizer and metadata only (vocab GGUFs have no tensors); any
+                        architecture; hparams then holds arch, n_vocab and file_type */
 };
 
-/* Loads `path`. Unsupported architecture, missing or mis-shaped tensors, and
- * types without kernels are HS_EUNSUPPORTED / HS_EFORMAT with a message that
- * names the tensor. On failure *out is NULL. params may be NULL. */
+/* Loads `path` (mapped, never copied: weights are views into the mapping).
+ * Errors, each with a message naming the file and the tensor or key:
+ *   HS_EUNSUPPORTED  architecture other than llama/qwen2 ("unsupported
+ *                    architecture 'gpt2'"), a tensor type without kernels,
+ *                    rope scaling other than linear;
+ *   HS_EFORMAT       a missing key or tensor, a tensor of the wrong shape
+ *                    ("tensor 'blk.0.attn_k.weight' has shape [64, 33],
+ *                    expected [64, 32]"), a tokenizer larger than token_embd;
+ *   HS_EIO / HS_EFORMAT from the GGUF reader (truncated or corrupt files).
+ * On failure *out is NULL. params may be NULL. */
 int hs_model_load(const char *path, const struct hs_model_params *params, hs_model **out, hs_err *err);
 void hs_model_free(hs_model *m);
 

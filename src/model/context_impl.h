@@ -1,0 +1,66 @@
+/* Internal to model/: the layout of hs_ctx, shared by context.c (creation,
+ * batch checks, sequence operations) and forward.c (the forward pass). */
+#ifndef HS_MODEL_CONTEXT_IMPL_H
+#define HS_MODEL_CONTEXT_IMPL_H
+
+#include "base/fp16.h"
+#include "model/context.h"
+#include "model/model_impl.h"
+
+#include <stddef.h>
+
+/* The KV cache. For sequence slot s and layer l, K and V are each kv_dim
+ * rows of n_ctx positions (transposed: kv_dim = n_head_kv * head_dim), so
+ * that both halves of attention run along positions: the scores of a block
+ * of positions are a sum over dimensions of vectors (no horizontal sums),
+ * and the weighted sum of values is a dot product of the softmax row with a
+ * contiguous row of V. Each value is f16 or f32 (kv_type). */
+struct hs_ctx {
+    const hs_model *m;
+    const struct hs_hparams *hp;
+    int n_ctx, n_seq, n_batch, n_threads;
+    hs_pool *pool;
+    hs_mm_scratch mm; /* quantized activations for hs_matmul, sized at create */
+
+    int kv_dim;
+    enum hs_kv_type kv_type;
+    size_t kv_elem; /* bytes per cached value */
+    unsigned char *k, *v;
+    size_t kv_bytes;
+    int *seq_len;  /* positions held, per slot */
+    int *seq_next; /* batch checks: next expected position per slot */
+    int32_t *pos_buf, *seq_buf; /* (n_batch) positions and sequences a batch left implicit */
+
+    /* Activations for up to n_batch tokens, row-major (token, feature). */
+    float *x;      /* (n_batch, n_embd) the residual stream */
+    float *xn;     /* (n_batch, n_embd) normed input of the next matmul */
+    float *tmp;    /* (n_batch, n_embd) output of wo and w_down, added at the next norm */
+    float *q;      /* (n_batch, n_head * head_dim) */
+    float *kc;     /* (n_batch, kv_dim) new keys before they go to the cache */
+    float *vc;     /* (n_batch, kv_dim) new values */
+    float *att;    /* (n_batch, n_head * head_dim) attention output */
+    float *gate;   /* (n_batch, n_ff) */
+    float *up;     /* (n_batch, n_ff) */
+    float *rope_cs; /* (n_batch, n_rot) cos, sin of each rotation angle */
+    float *freq;   /* (n_rot / 2) angle per position of each pair */
+    float *scores; /* (n_threads, HS_ATTN_MAX_HEADS, n_ctx) softmax rows of one attention task */
+
+    /* Logits of the last decode: out_idx[i] is batch token i's row or -1. */
+    int *out_idx;  /* (n_batch) */
+    int *out_rows; /* (n_batch) batch index of each logits row */
+    int n_out;
+    float *logits; /* (logits_cap, n_vocab) */
+    int logits_cap;
+};
+
+/* Runs the forward pass of a checked batch (n tokens, each with its sequence
+ * and position) and fills the logits rows out_rows[0..n_out). Leaves
+ * seq_len alone: the caller commits the new lengths on success. */
+int hs_forward(hs_ctx *ctx, int n, const int32_t *tokens, const int32_t *pos, const int32_t *seq, hs_err *err);
+
+/* Start of slot s, layer l in K or V (bytes; kv_elem per value). */
+static inline size_t hs_ctx_kv_off(const hs_ctx *ctx, int s, int l) {
+    return ((size_t)s * ctx->hp->n_layer + (size_t)l) * (size_t)ctx->n_ctx * (size_t)ctx->kv_dim * ctx->kv_elem;
+}
+
+#endif
