@@ -45,7 +45,7 @@ TEST_SUPPORT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/obj/%.o,$(TEST_SUPP
 LIB       := $(BUILD)/libhestia.a
 BIN       := $(BUILD)/hestia
 
-.PHONY: all deps test test-unit check run bench fuzz lint clean
+.PHONY: all deps test test-unit check run bench fuzz lint clean valgrind
 .DEFAULT_GOAL := all
 
 all: deps $(BIN)
@@ -99,6 +99,10 @@ fuzz: deps
 
 lint:
 	scripts/lint.sh
+
+# memcheck on a few commands and unit tests, on a normal build (scripts/valgrind.sh)
+valgrind:
+	BUILDROOT=$(BUILDROOT) scripts/valgrind.sh
 
 clean:
 	rm -rf build

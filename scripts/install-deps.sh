@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
     build-essential pkg-config clang libclang-rt-14-dev   # compilers; clang for libFuzzer
     libjansson-dev libpcre2-dev libutf8proc-dev           # JSON, regex, Unicode
-    libcmocka-dev valgrind                                 # tests
+    libcmocka-dev valgrind python3                         # tests (python3 writes hostile GGUF files)
 )
 missing=()
 for p in "${pkgs[@]}"; do

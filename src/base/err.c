@@ -23,6 +23,9 @@ int hs_err_prefix(hs_err *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
+    /* Callers prefix "<path>: " on the way out; the reader may already have. */
+    if (!strncmp(err->msg, head, strlen(head)))
+        return err->code;
     memcpy(old, err->msg, sizeof old);
     size_t hl = strlen(head), ol = strnlen(old, sizeof old - 1);
     if (hl > sizeof err->msg - 1)

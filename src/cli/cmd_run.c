@@ -238,7 +238,7 @@ static int session_open(struct session *s, const struct run_opts *o, hs_err *err
     if (rc)
         return rc;
     s->tok = hs_model_tok(s->model);
-    s->n_vocab = hs_model_hparams(s->model)->n_vocab; /* the length of a row of logits */
+    s->n_vocab = hs_tok_n_vocab(s->tok); /* sample only ids the tokenizer can decode (<= rows of logits) */
     struct hs_ctx_params cp = {.n_ctx = o->n_ctx,
                                .n_seq = 1,
                                .n_batch = N_BATCH,

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs a selection of hestia under valgrind's memcheck: invalid reads and
+# writes, uses of uninitialised values, and definite leaks are errors.
+# ASan (make test) catches most of this faster; valgrind adds uninitialised
+# reads and needs no special build, so it runs the normal -O2 -g build.
+#
+#   scripts/valgrind.sh            (or: make valgrind [BUILDROOT=build/me])
+#
+# Builds $BUILDROOT/hestia and the unit tests test_base and test_gguf without
+# sanitizers, then runs: hestia synth (tiny, q8_0 and q4_k_m), hestia run for
+# 16 tokens (on ../shared/models/stories260K.gguf, or the synthetic model
+# without it; greedy and sampled), a short run with the reference kernels and
+# on each synthetic model, hestia bench, tokenize and info, hestia run on
+# broken files (the error paths must free what they took), and the two test
+# binaries. Valgrind emulates no
+# AVX-512, so the kernels are capped at AVX2 ($HESTIA_CPU, unless set).
+# Logs: $BUILDROOT/valgrind/<check>.log. Ends with one line:
+#   valgrind: N passed, N failed
+set -u
+cd "$(dirname "$0")/.."
+root=${BUILDROOT:-build}
+logdir=$root/valgrind
+mkdir -p "$logdir"
+rm -f "$logdir"/*.log "$logdir"/*.out "$logdir"/*.err
+
+if ! command -v valgrind >/dev/null; then
+    echo "valgrind: valgrind is not installed (scripts/install-deps.sh installs it)"
+    exit 1
+fi
+bin=$root/hestia
+tests=("$root/tests/test_base" "$root/tests/test_gguf")
+echo "valgrind: building $bin and ${tests[*]} (no sanitizers)"
+if ! make --no-print-directory BUILDROOT="$root" SAN=0 -j2 all "${tests[@]}" >"$logdir/build.log" 2>&1; then
+    tail -n 30 "$logdir/build.log"
+    echo "valgrind: 0 passed, 1 failed (the build failed; see $logdir/build.log)"
+    exit 1
+fi
+
+export HESTIA_CPU=${HESTIA_CPU:-avx2} CMOCKA_MESSAGE_OUTPUT=stdout
+vg=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+    --show-leak-kinds=definite --fair-sched=yes --num-callers=30)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0 failing=()
+
+# check NAME STATUS -- CMD ARGS...: runs CMD under memcheck; passes when it
+# exits STATUS and memcheck found nothing.
+check() {
+    local name=$1 want=$2
+    shift 3
+    local log=$logdir/$name.log start=$SECONDS
+    "${vg[@]}" --log-file="$log" "$@" >"$logdir/$name.out" 2>"$logdir/$name.err" </dev/null
+    local rc=$?
+    local secs=$((SECONDS - start)) verdict=ok
+    if [ "$rc" -eq 99 ]; then
+        verdict="memcheck errors"
+    elif [ "$rc" -ne "$want" ]; then
+        verdict="exit status $rc, wanted $want"
+    elif ! grep -q 'ERROR SUMMARY: 0 errors' "$log"; then
+        verdict="memcheck errors"
+    fi
+    printf '%-26s %-40s (%ds)\n' "$name" "$verdict" "$secs"
+    if [ "$verdict" = ok ]; then
+        passed=$((passed + 1))
+        return
+    fi
+    failed=$((failed + 1))
+    failing+=("$name")
+    echo "  command: $*"
+    # the first errors with their stacks, then the totals
+    sed -n 's/^==[0-9]*== //p' "$log" | awk '
+        /^(Invalid|Conditional|Use of uninit|Syscall param|Mismatched|[0-9,]+ .*bytes in .* blocks are definitely)/ { n++; show = n <= 4 }
+        /^(HEAP|LEAK|ERROR) SUMMARY/ { show = 1 }
+        show' | head -n 120 | sed 's/^/    /'
+    [ "$rc" -ne 99 ] && [ "$rc" -ne "$want" ] && tail -n 5 "$logdir/$name.err" | sed 's/^/    stderr: /'
+}
+
+check synth 0 -- "$bin" synth -o "$tmp/tiny.gguf" --shape tiny --type q8_0 -t 2 -q
+model=../shared/models/stories260K.gguf
+if [ ! -f "$model" ]; then
+    echo "  ($model is absent: hestia run uses the synthetic tiny model)"
+    model=$tmp/tiny.gguf
+fi
+check run 0 -- "$bin" run -m "$model" -p "Once upon a time" -n 16 --temp 0 -t 2
+check run-sampled 0 -- "$bin" run -m "$model" -p "Once upon a time" -n 16 --temp 0.8 --top-p 0.9 \
+    --repeat-penalty 1.1 --seed 7 -t 2 --stop "the"
+# the scalar reference kernels, and the quantized paths of the synthetic models
+HESTIA_CPU=ref check run-ref 0 -- "$bin" run -m "$model" -p "Once upon a time" -n 8 --temp 0 -t 2
+if [ -f "$tmp/tiny.gguf" ]; then
+    check run-q8_0 0 -- "$bin" run -m "$tmp/tiny.gguf" -p "Once upon a time" -n 8 --temp 0 -t 2
+    check synth-q4_k_m 0 -- "$bin" synth -o "$tmp/k.gguf" --shape tiny --type q4_k_m -t 2 -q
+    [ -f "$tmp/k.gguf" ] &&
+        check run-q4_k_m 0 -- "$bin" run -m "$tmp/k.gguf" -p "Once upon a time" -n 8 --temp 0 -t 2
+    check bench 0 -- "$bin" bench -m "$tmp/tiny.gguf" -p 32 -n 8 -t 1,2 -r 1 --no-bw -q
+fi
+check tokenize 0 -- "$bin" tokenize -m "$model" -p "Hello world, once upon a time. <s> 123" --parse-special
+check tokenize-ids 0 -- "$bin" tokenize -m "$model" -p "Hello world" --ids --add-special
+check info 0 -- "$bin" info --all "$model"
+# error paths free what they took
+head -c 5000 "$model" >"$tmp/cut.gguf"
+check run-truncated 1 -- "$bin" run -m "$tmp/cut.gguf" -p hi -n 4
+check info-truncated 1 -- "$bin" info "$tmp/cut.gguf"
+if [ -f "$tmp/tiny.gguf" ] && command -v python3 >/dev/null; then
+    python3 tests/integration/tools/gguf_craft.py edit "$tmp/tiny.gguf" "$tmp/miss.gguf" \
+        --drop-tensor blk.1.ffn_down.weight
+    check run-missing-tensor 1 -- "$bin" run -m "$tmp/miss.gguf" -p hi -n 4 -t 2
+fi
+check run-long-prompt 1 -- "$bin" run -m "$model" -p "Once upon a time there was a girl who liked the park" \
+    -c 8 -t 2
+for t in "${tests[@]}"; do
+    check "$(basename "$t")" 0 -- "$t"
+done
+
+[ "$failed" -gt 0 ] && echo "failing: ${failing[*]} (logs in $logdir)"
+echo "valgrind: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
