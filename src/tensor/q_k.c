@@ -29,14 +29,21 @@
 /* ggml's GROUP_MAX_EPS: a group whose largest magnitude is below it is zero. */
 #define GROUP_MAX_EPS 1e-15f
 
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b)
+{
+    return a < b ? a : b;
+}
+static inline int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
 
 /* Round to nearest, ties to even, by adding 1.5 * 2^23: the float's low
  * mantissa bits then hold the integer (valid for |f| < 2^22). ggml asserts
  * that range; files are written with asserts off, so an out-of-range value
  * gives the same (meaningless but deterministic) bits here as there. */
-static inline int nearest_int(float f) {
+static inline int nearest_int(float f)
+{
     float v = f + 12582912.0f;
     int32_t i;
     memcpy(&i, &v, sizeof(i));
@@ -50,7 +57,8 @@ static inline int nearest_int(float f) {
  * from the scale that maps the largest magnitude to -nmax, then try 18 nearby
  * scales and keep the one with the best weighted least-squares error.
  * L receives level + nmax; returns the scale. */
-static float fit_symmetric(int n, int nmax, const float *x, int8_t *L) {
+static float fit_symmetric(int n, int nmax, const float *x, int8_t *L)
+{
     float max = 0.0f, amax = 0.0f;
     for (int i = 0; i < n; i++) {
         const float ax = fabsf(x[i]);
@@ -99,7 +107,8 @@ static float fit_symmetric(int n, int nmax, const float *x, int8_t *L) {
  * [-nmax, nmax), weighted by x^2, improved by moving one level at a time
  * while the weighted error drops (at most 5 passes). L receives level + nmax
  * (all zero for an all-zero group); returns the scale. */
-static float fit_q3(int n, int nmax, const float *x, int8_t *L) {
+static float fit_q3(int n, int nmax, const float *x, int8_t *L)
+{
     float max = 0.0f, amax = 0.0f;
     for (int i = 0; i < n; i++) {
         const float ax = fabsf(x[i]);
@@ -156,7 +165,8 @@ static float fit_q3(int n, int nmax, const float *x, int8_t *L) {
  * weighted error (absolute when use_mad, squared otherwise). The min is
  * never above 0, so the_min >= 0 is what gets subtracted. */
 static float fit_scale_min(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
-                           uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+                           uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad)
+{
     float min = x[0], max = x[0];
     float sum_w = weights[0];
     float sum_x = sum_w * x[0];
@@ -229,10 +239,12 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *weights
 
 /* Packs 256 2-bit levels: byte l of each 32-byte group g holds levels
  * 128g + l, +32, +64, +96 in bits 0-1, 2-3, 4-5, 6-7 (Q2_K and Q3_K). */
-static void pack_2bit(uint8_t qs[64], const uint8_t *L) {
+static void pack_2bit(uint8_t qs[64], const uint8_t *L)
+{
     for (int j = 0; j < HS_QK_K; j += 128)
         for (int l = 0; l < 32; l++)
-            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+            qs[j / 4 + l] =
+                (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
 /* The 6-bit scales and mins of Q4_K/Q5_K, packed into 12 bytes: sub-blocks
@@ -240,7 +252,8 @@ static void pack_2bit(uint8_t qs[64], const uint8_t *L) {
  * sub-blocks 4-7 have the low 4 bits of scale and min in the nibbles of
  * bytes 8-11 and their top 2 bits in bits 6-7 of bytes 0-3 (scale) and
  * 4-7 (min). */
-static void pack_scale_min(uint8_t s[12], const uint8_t ls[8], const uint8_t lm[8]) {
+static void pack_scale_min(uint8_t s[12], const uint8_t ls[8], const uint8_t lm[8])
+{
     for (int j = 0; j < 8; j++) {
         if (j < 4) {
             s[j] = ls[j];
@@ -255,7 +268,8 @@ static void pack_scale_min(uint8_t s[12], const uint8_t ls[8], const uint8_t lm[
 
 /* --------------------------------------------------------------- Q2_K -- */
 
-void hs_q2_k_from_float_ref(const float *x, void *vy, int64_t n) {
+void hs_q2_k_from_float_ref(const float *x, void *vy, int64_t n)
+{
     assert(n % HS_QK_K == 0);
     hs_block_q2_k *y = vy;
     uint8_t L[HS_QK_K], Laux[16];
@@ -266,7 +280,8 @@ void hs_q2_k_from_float_ref(const float *x, void *vy, int64_t n) {
         for (int j = 0; j < 16; j++) {
             for (int l = 0; l < 16; l++)
                 weights[l] = fabsf(x[16 * j + l]);
-            scales[j] = fit_scale_min(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+            scales[j] =
+                fit_scale_min(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
             if (scales[j] > max_scale)
                 max_scale = scales[j];
             if (mins[j] > max_min)
@@ -302,7 +317,8 @@ void hs_q2_k_from_float_ref(const float *x, void *vy, int64_t n) {
     }
 }
 
-void hs_q2_k_to_float(const void *vx, float *y, int64_t n) {
+void hs_q2_k_to_float(const void *vx, float *y, int64_t n)
+{
     const hs_block_q2_k *x = vx;
     for (int64_t i = 0; i < n / HS_QK_K; i++) {
         const float d = hs_fp16_to_f32(x[i].d);
@@ -316,7 +332,8 @@ void hs_q2_k_to_float(const void *vx, float *y, int64_t n) {
     }
 }
 
-void hs_q2_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
+void hs_q2_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q2_k *x = vx;
     const hs_block_q8_k *y = vy;
@@ -344,13 +361,15 @@ void hs_q2_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
 /* Signed 6-bit scale j of a Q3_K block: low 4 bits in the nibbles of bytes
  * 0-7 (j < 8: low nibble of byte j; else high nibble of byte j-8), top 2
  * bits in bits 2(j/4)..2(j/4)+1 of byte 8 + j%4; stored with a +32 bias. */
-static int q3_k_scale(const uint8_t s[12], int j) {
+static int q3_k_scale(const uint8_t s[12], int j)
+{
     const int lo = j < 8 ? s[j] & 0x0f : s[j - 8] >> 4;
     const int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
     return (lo | (hi << 4)) - 32;
 }
 
-void hs_q3_k_from_float_ref(const float *x, void *vy, int64_t n) {
+void hs_q3_k_from_float_ref(const float *x, void *vy, int64_t n)
+{
     assert(n % HS_QK_K == 0);
     hs_block_q3_k *y = vy;
     int8_t L[HS_QK_K];
@@ -404,12 +423,14 @@ void hs_q3_k_from_float_ref(const float *x, void *vy, int64_t n) {
 
 /* Level of element k of a Q3_K block, in [-4, 3]: 2 bits as in Q2_K, minus 4
  * unless its hmask bit is set. */
-static int q3_k_level(const hs_block_q3_k *b, int k) {
+static int q3_k_level(const hs_block_q3_k *b, int k)
+{
     const int lo = (b->qs[(k / 128) * 32 + k % 32] >> (2 * ((k % 128) / 32))) & 3;
     return lo - ((b->hmask[k % 32] >> (k / 32)) & 1 ? 0 : 4);
 }
 
-void hs_q3_k_to_float(const void *vx, float *y, int64_t n) {
+void hs_q3_k_to_float(const void *vx, float *y, int64_t n)
+{
     const hs_block_q3_k *x = vx;
     for (int64_t i = 0; i < n / HS_QK_K; i++) {
         const float d = hs_fp16_to_f32(x[i].d);
@@ -418,7 +439,8 @@ void hs_q3_k_to_float(const void *vx, float *y, int64_t n) {
     }
 }
 
-void hs_q3_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
+void hs_q3_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q3_k *x = vx;
     const hs_block_q8_k *y = vy;
@@ -438,7 +460,8 @@ void hs_q3_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
 
 /* ---------------------------------------------------------- Q4_K, Q5_K -- */
 
-void hs_q_k_scale_min(const uint8_t s[12], int j, int *sc, int *m) {
+void hs_q_k_scale_min(const uint8_t s[12], int j, int *sc, int *m)
+{
     if (j < 4) {
         *sc = s[j] & 63;
         *m = s[j + 4] & 63;
@@ -453,7 +476,8 @@ void hs_q_k_scale_min(const uint8_t s[12], int j, int *sc, int *m) {
  * mins to 6 bits against their maxima, store them with the block's halves,
  * and requantize the levels (0..nmax) against what was stored. */
 static void quantize_scale_min_6bit(const float *x, int nmax, float rmin, int nstep, hs_fp16 *d_out,
-                                    hs_fp16 *dmin_out, uint8_t s[12], uint8_t L[HS_QK_K]) {
+                                    hs_fp16 *dmin_out, uint8_t s[12], uint8_t L[HS_QK_K])
+{
     uint8_t Laux[32];
     float weights[32], mins[8], scales[8];
     float max_scale = 0.0f, max_min = 0.0f;
@@ -464,7 +488,8 @@ static void quantize_scale_min_6bit(const float *x, int nmax, float rmin, int ns
         const float av_x = sqrtf(sum_x2 / 32.0f);
         for (int l = 0; l < 32; l++)
             weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = fit_scale_min(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
+        scales[j] = fit_scale_min(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f,
+                                  nstep, false);
         if (scales[j] > max_scale)
             max_scale = scales[j];
         if (mins[j] > max_min)
@@ -495,7 +520,8 @@ static void quantize_scale_min_6bit(const float *x, int nmax, float rmin, int ns
     }
 }
 
-void hs_q4_k_from_float_ref(const float *x, void *vy, int64_t n) {
+void hs_q4_k_from_float_ref(const float *x, void *vy, int64_t n)
+{
     assert(n % HS_QK_K == 0);
     hs_block_q4_k *y = vy;
     uint8_t L[HS_QK_K];
@@ -508,12 +534,14 @@ void hs_q4_k_from_float_ref(const float *x, void *vy, int64_t n) {
     }
 }
 
-static inline int q4_k_level(const hs_block_q4_k *b, int k) {
+static inline int q4_k_level(const hs_block_q4_k *b, int k)
+{
     const uint8_t byte = b->qs[32 * (k / 64) + k % 32];
     return (k % 64) < 32 ? byte & 0x0f : byte >> 4;
 }
 
-void hs_q4_k_to_float(const void *vx, float *y, int64_t n) {
+void hs_q4_k_to_float(const void *vx, float *y, int64_t n)
+{
     const hs_block_q4_k *x = vx;
     for (int64_t i = 0; i < n / HS_QK_K; i++) {
         const float d = hs_fp16_to_f32(x[i].d);
@@ -528,7 +556,8 @@ void hs_q4_k_to_float(const void *vx, float *y, int64_t n) {
     }
 }
 
-void hs_q4_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
+void hs_q4_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q4_k *x = vx;
     const hs_block_q8_k *y = vy;
@@ -549,7 +578,8 @@ void hs_q4_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
-void hs_q5_k_from_float_ref(const float *x, void *vy, int64_t n) {
+void hs_q5_k_from_float_ref(const float *x, void *vy, int64_t n)
+{
     assert(n % HS_QK_K == 0);
     hs_block_q5_k *y = vy;
     uint8_t L[HS_QK_K];
@@ -567,13 +597,15 @@ void hs_q5_k_from_float_ref(const float *x, void *vy, int64_t n) {
     }
 }
 
-static inline int q5_k_level(const hs_block_q5_k *b, int k) {
+static inline int q5_k_level(const hs_block_q5_k *b, int k)
+{
     const uint8_t byte = b->qs[32 * (k / 64) + k % 32];
     const int lo = (k % 64) < 32 ? byte & 0x0f : byte >> 4;
     return lo | (((b->qh[k % 32] >> (k / 32)) & 1) << 4);
 }
 
-void hs_q5_k_to_float(const void *vx, float *y, int64_t n) {
+void hs_q5_k_to_float(const void *vx, float *y, int64_t n)
+{
     const hs_block_q5_k *x = vx;
     for (int64_t i = 0; i < n / HS_QK_K; i++) {
         const float d = hs_fp16_to_f32(x[i].d);
@@ -588,7 +620,8 @@ void hs_q5_k_to_float(const void *vx, float *y, int64_t n) {
     }
 }
 
-void hs_q5_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
+void hs_q5_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q5_k *x = vx;
     const hs_block_q8_k *y = vy;
@@ -611,7 +644,8 @@ void hs_q5_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
 
 /* --------------------------------------------------------------- Q6_K -- */
 
-void hs_q6_k_from_float_ref(const float *x, void *vy, int64_t n) {
+void hs_q6_k_from_float_ref(const float *x, void *vy, int64_t n)
+{
     assert(n % HS_QK_K == 0);
     hs_block_q6_k *y = vy;
     int8_t L[HS_QK_K];
@@ -649,15 +683,16 @@ void hs_q6_k_from_float_ref(const float *x, void *vy, int64_t n) {
             for (int l = 0; l < 32; l++) {
                 y[i].ql[64 * h + l] = (uint8_t)((Lh[l] & 0x0f) | ((Lh[l + 64] & 0x0f) << 4));
                 y[i].ql[64 * h + 32 + l] = (uint8_t)((Lh[l + 32] & 0x0f) | ((Lh[l + 96] & 0x0f) << 4));
-                y[i].qh[32 * h + l] = (uint8_t)((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) | ((Lh[l + 64] >> 4) << 4) |
-                                                ((Lh[l + 96] >> 4) << 6));
+                y[i].qh[32 * h + l] = (uint8_t)((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) |
+                                                ((Lh[l + 64] >> 4) << 4) | ((Lh[l + 96] >> 4) << 6));
             }
         }
     }
 }
 
 /* Level of element k of a Q6_K block, in [-32, 31]. */
-static inline int q6_k_level(const hs_block_q6_k *b, int k) {
+static inline int q6_k_level(const hs_block_q6_k *b, int k)
+{
     const int h = k / 128, r = k % 128, l = r % 32, quarter = r / 32;
     const uint8_t lbyte = b->ql[64 * h + 32 * (quarter & 1) + l];
     const int lo = quarter < 2 ? lbyte & 0x0f : lbyte >> 4;
@@ -665,7 +700,8 @@ static inline int q6_k_level(const hs_block_q6_k *b, int k) {
     return (lo | (hi << 4)) - 32;
 }
 
-void hs_q6_k_to_float(const void *vx, float *y, int64_t n) {
+void hs_q6_k_to_float(const void *vx, float *y, int64_t n)
+{
     const hs_block_q6_k *x = vx;
     for (int64_t i = 0; i < n / HS_QK_K; i++) {
         const float d = hs_fp16_to_f32(x[i].d);
@@ -674,7 +710,8 @@ void hs_q6_k_to_float(const void *vx, float *y, int64_t n) {
     }
 }
 
-void hs_q6_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
+void hs_q6_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q6_k *x = vx;
     const hs_block_q8_k *y = vy;
@@ -697,7 +734,8 @@ void hs_q6_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
 /* d = max / -127 for the value of largest magnitude (sign kept, first on
  * ties), q = round(x / d) clamped to 127, bsums the sums of 16. ggml leaves
  * bsums unwritten for an all-zero block; here they are zero. */
-void hs_q8_k_from_float_ref(const float *x, void *vy, int64_t n) {
+void hs_q8_k_from_float_ref(const float *x, void *vy, int64_t n)
+{
     assert(n % HS_QK_K == 0);
     hs_block_q8_k *y = vy;
     for (int64_t i = 0; i < n / HS_QK_K; i++, x += HS_QK_K) {
@@ -726,14 +764,16 @@ void hs_q8_k_from_float_ref(const float *x, void *vy, int64_t n) {
     }
 }
 
-void hs_q8_k_to_float(const void *vx, float *y, int64_t n) {
+void hs_q8_k_to_float(const void *vx, float *y, int64_t n)
+{
     const hs_block_q8_k *x = vx;
     for (int64_t i = 0; i < n / HS_QK_K; i++)
         for (int j = 0; j < HS_QK_K; j++)
             *y++ = x[i].d * (float)x[i].qs[j];
 }
 
-void hs_q8_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy) {
+void hs_q8_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q8_k *x = vx;
     const hs_block_q8_k *y = vy;

@@ -12,16 +12,34 @@
 #include <immintrin.h>
 #include <string.h>
 
-static inline float h2f(hs_fp16 h) { return _cvtsh_ss(h); }
+static inline float h2f(hs_fp16 h)
+{
+    return _cvtsh_ss(h);
+}
 
 /* Loops over register-sized pieces must be unrolled, or GCC keeps the pieces
  * in a stack array. */
 #define UNROLL(n) _Pragma(HS_STR(GCC unroll n))
 #define HS_STR(x) #x
 
-static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+/* Lines QK_PF_DIST bytes ahead into L2: the hardware prefetcher alone keeps
+ * too few lines in flight for a stream of weights (see q_k_avx512_impl.h). */
+#define QK_PF_DIST 4096
+static inline void prefetch_block(const void *block, size_t bytes)
+{
+    const char *p = (const char *)block + QK_PF_DIST;
+    UNROLL(4)
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch(p + o, _MM_HINT_T1);
+}
 
-static inline float hsum256(__m256 v) {
+static inline __m256i load256(const void *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+static inline float hsum256(__m256 v)
+{
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -29,38 +47,43 @@ static inline float hsum256(__m256 v) {
 }
 
 /* sum(sc * u * y) over 32 weights, as 8 int32 lanes. */
-static inline __m256i dot32(__m256i u, const int8_t *y, __m256i sc) {
+static inline __m256i dot32(__m256i u, const int8_t *y, __m256i sc)
+{
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, load256(y)), sc);
 }
 
 /* A vector of int16 scales for a 32-weight vector holding sub-blocks a (low
  * 128-bit lane) and a+1 (high lane), a even; s holds 8 int16 scales in each
  * lane (scales base..base+7) and j = a - base. */
-static inline __m256i pair_scales(__m256i s, int j) {
+static inline __m256i pair_scales(__m256i s, int j)
+{
     const __m256i ctrl = _mm256_setr_epi8(
         (char)(2 * j), (char)(2 * j + 1), (char)(2 * j), (char)(2 * j + 1), (char)(2 * j), (char)(2 * j + 1),
         (char)(2 * j), (char)(2 * j + 1), (char)(2 * j), (char)(2 * j + 1), (char)(2 * j), (char)(2 * j + 1),
-        (char)(2 * j), (char)(2 * j + 1), (char)(2 * j), (char)(2 * j + 1), (char)(2 * j + 2), (char)(2 * j + 3),
-        (char)(2 * j + 2), (char)(2 * j + 3), (char)(2 * j + 2), (char)(2 * j + 3), (char)(2 * j + 2),
+        (char)(2 * j), (char)(2 * j + 1), (char)(2 * j), (char)(2 * j + 1), (char)(2 * j + 2),
         (char)(2 * j + 3), (char)(2 * j + 2), (char)(2 * j + 3), (char)(2 * j + 2), (char)(2 * j + 3),
-        (char)(2 * j + 2), (char)(2 * j + 3), (char)(2 * j + 2), (char)(2 * j + 3));
+        (char)(2 * j + 2), (char)(2 * j + 3), (char)(2 * j + 2), (char)(2 * j + 3), (char)(2 * j + 2),
+        (char)(2 * j + 3), (char)(2 * j + 2), (char)(2 * j + 3), (char)(2 * j + 2), (char)(2 * j + 3));
     return _mm256_shuffle_epi8(s, ctrl);
 }
 
 /* One int16 scale j (0..7) of s (8 int16 scales per lane) in every lane. */
-static inline __m256i bcast_scale(__m256i s, int j) {
+static inline __m256i bcast_scale(__m256i s, int j)
+{
     return _mm256_shuffle_epi8(s, _mm256_set1_epi16((short)((2 * j) | ((2 * j + 1) << 8))));
 }
 
 /* The 2-bit fields of a 32-byte group: bit pair p of byte l is element 32p + l. */
-static inline __m256i bits2(__m256i q, int p) {
+static inline __m256i bits2(__m256i q, int p)
+{
     return _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), _mm256_set1_epi8(3));
 }
 
 /* ----------------------------------------------------------------- Q8_K -- */
 
 /* Bit-exact with hs_q8_k_from_float_ref (see q_k_avx512.c for why). */
-void hs_q8_k_from_float_avx2(const float *x, void *vy, int64_t n) {
+void hs_q8_k_from_float_avx2(const float *x, void *vy, int64_t n)
+{
     assert(n % HS_QK_K == 0);
     hs_block_q8_k *y = vy;
     const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -102,8 +125,9 @@ void hs_q8_k_from_float_avx2(const float *x, void *vy, int64_t n) {
         const __m256i bias = _mm256_set1_epi8((char)0x80);
         for (int j = 0; j < 8; j++) {
             uint64_t s[4];
-            _mm256_storeu_si256((__m256i *)s,
-                                _mm256_sad_epu8(_mm256_xor_si256(load256(y[i].qs + 32 * j), bias), _mm256_setzero_si256()));
+            _mm256_storeu_si256(
+                (__m256i *)s,
+                _mm256_sad_epu8(_mm256_xor_si256(load256(y[i].qs + 32 * j), bias), _mm256_setzero_si256()));
             y[i].bsums[2 * j] = (int16_t)((int)(s[0] + s[1]) - 16 * 128);
             y[i].bsums[2 * j + 1] = (int16_t)((int)(s[2] + s[3]) - 16 * 128);
         }
@@ -113,12 +137,14 @@ void hs_q8_k_from_float_avx2(const float *x, void *vy, int64_t n) {
 
 /* ----------------------------------------------------------------- Q2_K -- */
 
-void hs_q2_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
+void hs_q2_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q2_k *x = vx;
     const hs_block_q8_k *y = vy;
     __m256 accf = _mm256_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
+        prefetch_block(&x[i], sizeof(x[i]));
         const __m128i sb = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m128i sc8 = _mm_and_si128(sb, _mm_set1_epi8(0x0f));
         const __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sb, 4), _mm_set1_epi8(0x0f)));
@@ -131,7 +157,8 @@ void hs_q2_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
             const __m256i sg = g ? s_hi : s_lo;
             UNROLL(4)
             for (int p = 0; p < 4; p++)
-                acc = _mm256_add_epi32(acc, dot32(bits2(q, p), y[i].qs + 128 * g + 32 * p, pair_scales(sg, 2 * p)));
+                acc = _mm256_add_epi32(
+                    acc, dot32(bits2(q, p), y[i].qs + 128 * g + 32 * p, pair_scales(sg, 2 * p)));
         }
         const __m256i mm = _mm256_madd_epi16(load256(y[i].bsums), mn);
         const float yd = y[i].d;
@@ -143,7 +170,8 @@ void hs_q2_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
 
 /* ----------------------------------------------------------------- Q3_K -- */
 
-static inline __m128i q3_k_scales(const uint8_t s[12]) {
+static inline __m128i q3_k_scales(const uint8_t s[12])
+{
     uint32_t u0, u1, u2;
     memcpy(&u0, s, 4);
     memcpy(&u1, s + 4, 4);
@@ -155,13 +183,15 @@ static inline __m128i q3_k_scales(const uint8_t s[12]) {
     return _mm_sub_epi8(_mm_set_epi32((int)d, (int)c, (int)b, (int)a), _mm_set1_epi8(32));
 }
 
-void hs_q3_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
+void hs_q3_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q3_k *x = vx;
     const hs_block_q8_k *y = vy;
     const __m256i c4 = _mm256_set1_epi8(4);
     __m256 accf = _mm256_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
+        prefetch_block(&x[i], sizeof(x[i]));
         const __m128i sc8 = q3_k_scales(x[i].scales);
         const __m256i sc = _mm256_cvtepi8_epi16(sc8);
         const __m256i s_lo = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc));
@@ -191,7 +221,8 @@ void hs_q3_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
 /* ----------------------------------------------------------- Q4_K, Q5_K -- */
 
 /* The 8 scales and 8 mins of a Q4_K/Q5_K block (layout in q_k_avx512.c). */
-static inline void unpack_scale_min(const uint8_t s[12], uint64_t *sc, uint64_t *m) {
+static inline void unpack_scale_min(const uint8_t s[12], uint64_t *sc, uint64_t *m)
+{
     uint32_t u0, u1, u2;
     memcpy(&u0, s, 4);
     memcpy(&u1, s + 4, 4);
@@ -204,7 +235,8 @@ static inline void unpack_scale_min(const uint8_t s[12], uint64_t *sc, uint64_t 
 
 /* Scales as int16 in both lanes, and the mins doubled up (m_j at int16
  * positions 2j, 2j+1) for vpmaddwd against the 16 bsums. */
-static inline void q45_scales(const uint8_t s[12], __m256i *scales, __m256i *mins) {
+static inline void q45_scales(const uint8_t s[12], __m256i *scales, __m256i *mins)
+{
     uint64_t sc, m;
     unpack_scale_min(s, &sc, &m);
     *scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
@@ -212,13 +244,15 @@ static inline void q45_scales(const uint8_t s[12], __m256i *scales, __m256i *min
     *mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
 }
 
-void hs_q4_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
+void hs_q4_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q4_k *x = vx;
     const hs_block_q8_k *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 accf = _mm256_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
+        prefetch_block(&x[i], sizeof(x[i]));
         __m256i sc, mins;
         q45_scales(x[i].scales, &sc, &mins);
         __m256i acc = _mm256_setzero_si256();
@@ -239,7 +273,8 @@ void hs_q4_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
     *s = hsum256(accf);
 }
 
-void hs_q5_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
+void hs_q5_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q5_k *x = vx;
     const hs_block_q8_k *y = vy;
@@ -247,6 +282,7 @@ void hs_q5_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
     const __m256i c16 = _mm256_set1_epi8(16);
     __m256 accf = _mm256_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
+        prefetch_block(&x[i], sizeof(x[i]));
         __m256i sc, mins;
         q45_scales(x[i].scales, &sc, &mins);
         const __m256i qh = load256(x[i].qh);
@@ -275,7 +311,8 @@ void hs_q5_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
 
 /* ----------------------------------------------------------------- Q6_K -- */
 
-void hs_q6_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
+void hs_q6_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q6_k *x = vx;
     const hs_block_q8_k *y = vy;
@@ -283,6 +320,7 @@ void hs_q6_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256 accf = _mm256_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
+        prefetch_block(&x[i], sizeof(x[i]));
         const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         const __m256i s_lo = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc));
         const __m256i s_hi = _mm256_broadcastsi128_si256(_mm256_extracti128_si256(sc, 1));
@@ -296,13 +334,17 @@ void hs_q6_k_vec_dot_avx2(int n, float *s, const void *vx, const void *vy) {
             const __m256i ql0 = load256(x[i].ql + 64 * h);
             const __m256i ql1 = load256(x[i].ql + 64 * h + 32);
             const __m256i qh = load256(x[i].qh + 32 * h);
-            const __m256i u0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-            const __m256i u1 = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-            const __m256i u2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-            const __m256i u3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            const __m256i u0 =
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+            const __m256i u1 =
+                _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+            const __m256i u2 =
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+            const __m256i u3 =
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
             const __m256i sg = h ? s_hi : s_lo;
             const int8_t *yq = y[i].qs + 128 * h;
             acc = _mm256_add_epi32(acc, dot32(u0, yq, pair_scales(sg, 0)));

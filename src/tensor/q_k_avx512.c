@@ -12,29 +12,17 @@
  * float, 16 lanes at a time, and the lanes are summed once at the end. */
 #include "tensor/q_k_avx512_impl.h"
 
-static inline float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
+static inline float hsum512(__m512 v)
+{
+    return _mm512_reduce_add_ps(v);
+}
 
-static inline float hsum256(__m256 v) {
+static inline float hsum256(__m256 v)
+{
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-/* The 16 signed 6-bit scales of a Q3_K block as int8 (layout at q3_k_scale
- * in q_k.c): low nibbles from bytes 0-7 (scales 0-7 low nibble, 8-15 high
- * nibble), top bit pairs from bytes 8-11 (pair j/4 of byte 8 + j%4). */
-static inline __m128i q3_k_scales(const uint8_t s[12]) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, s, 4);
-    memcpy(&u1, s + 4, 4);
-    memcpy(&u2, s + 8, 4);
-    __asm__("" : "+r"(u0), "+r"(u1), "+r"(u2));
-    const uint32_t a = (u0 & 0x0f0f0f0fu) | ((u2 & 0x03030303u) << 4);
-    const uint32_t b = (u1 & 0x0f0f0f0fu) | (((u2 >> 2) & 0x03030303u) << 4);
-    const uint32_t c = ((u0 >> 4) & 0x0f0f0f0fu) | (((u2 >> 4) & 0x03030303u) << 4);
-    const uint32_t d = ((u1 >> 4) & 0x0f0f0f0fu) | (((u2 >> 6) & 0x03030303u) << 4);
-    return _mm_sub_epi8(_mm_set_epi32((int)d, (int)c, (int)b, (int)a), _mm_set1_epi8(32));
 }
 
 /* Folds one block's integer sums into the float accumulator: the 16 lanes of
@@ -43,7 +31,8 @@ static inline __m128i q3_k_scales(const uint8_t s[12]) {
  * x8]. The low half of the accumulator adds up to the d part, the high half
  * to the dmin part, which hsum_d_minus_dmin subtracts. dm points at the
  * block's d, dmin (two adjacent halves). */
-static inline __m512 fold_d_dmin(__m512 accf, __m512i acc, __m256i mm, const void *dm, float yd) {
+static inline __m512 fold_d_dmin(__m512 accf, __m512i acc, __m256i mm, const void *dm, float yd)
+{
     const __m256i a8 = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
     const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(a8), mm, 1);
     const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_loadu_si32(dm)), _mm_set1_ps(yd));
@@ -52,7 +41,8 @@ static inline __m512 fold_d_dmin(__m512 accf, __m512i acc, __m256i mm, const voi
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(both), fv, accf);
 }
 
-static inline float hsum_d_minus_dmin(__m512 accf) {
+static inline float hsum_d_minus_dmin(__m512 accf)
+{
     const __m256 lo = _mm512_castps512_ps256(accf);
     const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(accf), 1));
     return hsum256(_mm256_sub_ps(lo, hi));
@@ -60,7 +50,8 @@ static inline float hsum_d_minus_dmin(__m512 accf) {
 
 /* Float factor d * yd broadcast, for a half at p (4 bytes ending at p + 2 are
  * read, so that the last block of a row is never read past). */
-static inline __m512 d_times(const uint8_t *p_minus_2, float yd) {
+static inline __m512 d_times(const uint8_t *p_minus_2, float yd)
+{
     const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_loadu_si32(p_minus_2)), _mm_set1_ps(yd));
     return _mm512_permutexvar_ps(_mm512_set1_epi32(1), _mm512_castps128_ps512(f));
 }
@@ -69,7 +60,8 @@ static inline __m512 d_times(const uint8_t *p_minus_2, float yd) {
 /* Bit-exact with hs_q8_k_from_float_ref: the same max (first value of
  * largest magnitude), the same product iscale * x rounded to nearest even by
  * vcvtps2dq, and |iscale * x| <= 127 so no clamp ever changes a value. */
-void hs_q8_k_from_float_avx512(const float *x, void *vy, int64_t n) {
+void hs_q8_k_from_float_avx512(const float *x, void *vy, int64_t n)
+{
     assert(n % HS_QK_K == 0);
     hs_block_q8_k *y = vy;
     const __m512 sign = _mm512_set1_ps(-0.0f);
@@ -85,7 +77,8 @@ void hs_q8_k_from_float_avx512(const float *x, void *vy, int64_t n) {
         float max = 0.0f;
         const __m512 av = _mm512_set1_ps(amax);
         for (int j = 0; j < 16; j++) {
-            const __mmask16 k = _mm512_cmp_ps_mask(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + 16 * j)), av, _CMP_EQ_OQ);
+            const __mmask16 k =
+                _mm512_cmp_ps_mask(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + 16 * j)), av, _CMP_EQ_OQ);
             if (k) {
                 max = x[16 * j + __builtin_ctz(k)];
                 break;
@@ -104,43 +97,31 @@ void hs_q8_k_from_float_avx512(const float *x, void *vy, int64_t n) {
         uint64_t sums[32];
         for (int j = 0; j < 4; j++)
             _mm512_storeu_si512(sums + 8 * j,
-                                _mm512_sad_epu8(_mm512_xor_si512(qk_load512(y[i].qs + 64 * j), bias), _mm512_setzero_si512()));
+                                _mm512_sad_epu8(_mm512_xor_si512(qk_load512(y[i].qs + 64 * j), bias),
+                                                _mm512_setzero_si512()));
         for (int j = 0; j < 16; j++)
             y[i].bsums[j] = (int16_t)((int)(sums[2 * j] + sums[2 * j + 1]) - 16 * 128);
         y[i].d = 1.0f / iscale;
     }
 }
 
-
 /* ----------------------------------------------------------------- Q2_K -- */
 
-/* The 2-bit fields of Q2_K/Q3_K: byte l of 32-byte group g holds elements
- * 128g + 32p + l at bit pair p, so vector 2g (elements 128g..+63) is the
- * group broadcast and shifted by 0 | 2, vector 2g+1 by 4 | 6. */
-static inline void q2_unpack(const uint8_t *qs, __m512i u[4]) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    const __m512i cnt01 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
-    const __m512i cnt23 = _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4);
-    QK_UNROLL(2)
-    for (int g = 0; g < 2; g++) {
-        const __m512i qb = qk_bcast256(qs + 32 * g);
-        u[2 * g] = _mm512_and_si512(_mm512_srlv_epi64(qb, cnt01), m3);
-        u[2 * g + 1] = _mm512_and_si512(_mm512_srlv_epi64(qb, cnt23), m3);
-    }
-}
-
-void hs_q2_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
+void hs_q2_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q2_k *x = vx;
     const hs_block_q8_k *y = vy;
-    const __m512i idx0 = qk_pair_idx(0, 1), idx1 = qk_pair_idx(1, 1);
+    const __m512i idx0 = QK_PAIR_IDX16(0), idx1 = QK_PAIR_IDX16(1);
     __m512 accf = _mm512_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
+        qk_prefetch(&x[i], sizeof(x[i]));
         const __m128i sb = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sb, _mm_set1_epi8(0x0f))));
+        const __m512i sc =
+            _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sb, _mm_set1_epi8(0x0f))));
         const __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sb, 4), _mm_set1_epi8(0x0f)));
         __m512i u[4], scv[2];
-        q2_unpack(x[i].qs, u);
+        qk_q2_unpack(x[i].qs, u);
         scv[0] = _mm512_permutexvar_epi16(idx0, sc);
         scv[1] = _mm512_permutexvar_epi16(idx1, sc);
         const __m512i acc = qk_dot256(qk_zero(), u, scv, y[i].qs);
@@ -152,30 +133,22 @@ void hs_q2_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
 
 /* ----------------------------------------------------------------- Q3_K -- */
 
-void hs_q3_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
+void hs_q3_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q3_k *x = vx;
     const hs_block_q8_k *y = vy;
-    const __m512i c4 = _mm512_set1_epi8(4);
-    const __m512i idx0 = qk_pair_idx(0, 1), idx1 = qk_pair_idx(1, 1);
+    const __m512i idx0 = QK_PAIR_IDX16(0), idx1 = QK_PAIR_IDX16(1);
     __m512 accf = _mm512_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
-        const __m256i sc16 = _mm256_cvtepi8_epi16(q3_k_scales(x[i].scales));
+        qk_prefetch(&x[i], sizeof(x[i]));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(qk_q3_scales(x[i].scales));
         const __m512i sc = _mm512_castsi256_si512(sc16);
         __m512i u[4], scv[2];
-        q2_unpack(x[i].qs, u);
+        qk_q2_unpack(x[i].qs, u);
         scv[0] = _mm512_permutexvar_epi16(idx0, sc);
         scv[1] = _mm512_permutexvar_epi16(idx1, sc);
-        /* element 128g + 32p + l has its third bit at bit 4g + p of hmask[l];
-         * vector v holds p = 2(v%2), 2(v%2)+1 of group v/2 */
-        const __m512i hm = qk_bcast256(x[i].hmask);
-        QK_UNROLL(4)
-        for (int v = 0; v < 4; v++) {
-            const int b0 = 4 * (v / 2) + 2 * (v % 2);
-            const __m512i bit =
-                _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << b0)), _mm256_set1_epi8((char)(1 << (b0 + 1))), 1);
-            u[v] = _mm512_mask_add_epi8(u[v], _mm512_test_epi8_mask(hm, bit), u[v], c4);
-        }
+        qk_q3_high(x[i].hmask, u);
         /* the -4 of every level: -4 * sum(sc * bsum) starts the sum */
         const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(qk_bsums(&y[i]), sc16), 2);
         __m512i acc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(corr));
@@ -187,13 +160,15 @@ void hs_q3_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
 
 /* ----------------------------------------------------------- Q4_K, Q5_K -- */
 
-void hs_q4_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
+void hs_q4_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q4_k *x = vx;
     const hs_block_q8_k *y = vy;
-    const __m512i idx0 = qk_pair_idx(0, 0), idx1 = qk_pair_idx(1, 0);
+    const __m512i idx0 = QK_PAIR_IDX32(0), idx1 = QK_PAIR_IDX32(1);
     __m512 accf = _mm512_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
+        qk_prefetch(&x[i], sizeof(x[i]));
         const __m256i v16y = qk_q45_scales(x[i].scales);
         const __m512i v16 = _mm512_castsi256_si512(v16y);
         __m512i u[4], scv[2];
@@ -207,13 +182,15 @@ void hs_q4_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
     *s = hsum_d_minus_dmin(accf);
 }
 
-void hs_q5_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
+void hs_q5_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q5_k *x = vx;
     const hs_block_q8_k *y = vy;
-    const __m512i idx0 = qk_pair_idx(0, 0), idx1 = qk_pair_idx(1, 0);
+    const __m512i idx0 = QK_PAIR_IDX32(0), idx1 = QK_PAIR_IDX32(1);
     __m512 accf = _mm512_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
+        qk_prefetch(&x[i], sizeof(x[i]));
         const __m256i v16y = qk_q45_scales(x[i].scales);
         const __m512i v16 = _mm512_castsi256_si512(v16y);
         __m512i u[4], scv[2];
@@ -230,13 +207,15 @@ void hs_q5_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
 
 /* ----------------------------------------------------------------- Q6_K -- */
 
-void hs_q6_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
+void hs_q6_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
+{
     assert(n % HS_QK_K == 0);
     const hs_block_q6_k *x = vx;
     const hs_block_q8_k *y = vy;
-    const __m512i idx0 = qk_pair_idx(0, 1), idx1 = qk_pair_idx(1, 1);
+    const __m512i idx0 = QK_PAIR_IDX16(0), idx1 = QK_PAIR_IDX16(1);
     __m512 accf = _mm512_setzero_ps();
     for (int i = 0; i < n / HS_QK_K; i++) {
+        qk_prefetch(&x[i], sizeof(x[i]));
         __m512i u[4], scv[2];
         qk_q6_unpack(x[i].ql, x[i].qh, u);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
@@ -247,7 +226,8 @@ void hs_q6_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy) {
         const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(qk_bsums(&y[i]), sc16), 5);
         __m512i acc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(corr));
         acc = qk_dot256(acc, u, scv, y[i].qs);
-        accf = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), d_times((const uint8_t *)x[i].scales + 14, y[i].d), accf);
+        accf = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), d_times((const uint8_t *)x[i].scales + 14, y[i].d),
+                               accf);
     }
     *s = hsum512(accf);
 }

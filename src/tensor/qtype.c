@@ -186,13 +186,21 @@ static struct hs_qtype_kernels k_kernels[HS_TYPE_COUNT][3] = {
         {
             REF_ROW(q2_k),
             [HS_CPU_AVX2] = {.impl = "avx2", .vec_dot = hs_q2_k_vec_dot_avx2},
-            [HS_CPU_AVX512] = {.impl = "avx512", .vec_dot = hs_q2_k_vec_dot_avx512},
+            [HS_CPU_AVX512] = {.impl = "avx512",
+                               .vec_dot = hs_q2_k_vec_dot_avx512,
+                               .gemm = hs_q2_k_gemm_avx512,
+                               .gemm_rows = HS_Q_K_GEMM_ROWS,
+                               .gemm_cols = HS_Q_K_GEMM_COLS},
         },
     [HS_TYPE_Q3_K] =
         {
             REF_ROW(q3_k),
             [HS_CPU_AVX2] = {.impl = "avx2", .vec_dot = hs_q3_k_vec_dot_avx2},
-            [HS_CPU_AVX512] = {.impl = "avx512", .vec_dot = hs_q3_k_vec_dot_avx512},
+            [HS_CPU_AVX512] = {.impl = "avx512",
+                               .vec_dot = hs_q3_k_vec_dot_avx512,
+                               .gemm = hs_q3_k_gemm_avx512,
+                               .gemm_rows = HS_Q_K_GEMM_ROWS,
+                               .gemm_cols = HS_Q_K_GEMM_COLS},
         },
     [HS_TYPE_Q4_K] =
         {
@@ -208,7 +216,11 @@ static struct hs_qtype_kernels k_kernels[HS_TYPE_COUNT][3] = {
         {
             REF_ROW(q5_k),
             [HS_CPU_AVX2] = {.impl = "avx2", .vec_dot = hs_q5_k_vec_dot_avx2},
-            [HS_CPU_AVX512] = {.impl = "avx512", .vec_dot = hs_q5_k_vec_dot_avx512},
+            [HS_CPU_AVX512] = {.impl = "avx512",
+                               .vec_dot = hs_q5_k_vec_dot_avx512,
+                               .gemm = hs_q5_k_gemm_avx512,
+                               .gemm_rows = HS_Q_K_GEMM_ROWS,
+                               .gemm_cols = HS_Q_K_GEMM_COLS},
         },
     [HS_TYPE_Q6_K] =
         {

@@ -273,37 +273,43 @@ void hs_q2_k_from_float_ref(const float *x, void *y, int64_t n);
 void hs_q2_k_vec_dot_ref(int n, float *s, const void *x, const void *y);
 void hs_q2_k_vec_dot_avx2(int n, float *s, const void *x, const void *y);
 void hs_q2_k_vec_dot_avx512(int n, float *s, const void *x, const void *y);
+void hs_q2_k_gemm_avx512(int n, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by,
+                         int nr, int nc);
 
 void hs_q3_k_to_float(const void *x, float *y, int64_t n);
 void hs_q3_k_from_float_ref(const float *x, void *y, int64_t n);
 void hs_q3_k_vec_dot_ref(int n, float *s, const void *x, const void *y);
 void hs_q3_k_vec_dot_avx2(int n, float *s, const void *x, const void *y);
 void hs_q3_k_vec_dot_avx512(int n, float *s, const void *x, const void *y);
+void hs_q3_k_gemm_avx512(int n, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by,
+                         int nr, int nc);
 
 void hs_q4_k_to_float(const void *x, float *y, int64_t n);
 void hs_q4_k_from_float_ref(const float *x, void *y, int64_t n);
 void hs_q4_k_vec_dot_ref(int n, float *s, const void *x, const void *y);
 void hs_q4_k_vec_dot_avx2(int n, float *s, const void *x, const void *y);
 void hs_q4_k_vec_dot_avx512(int n, float *s, const void *x, const void *y);
-/* Tile of the Q4_K and Q6_K gemm kernels (rows x activation rows). */
+/* Tile of the K-quant gemm kernels (weight rows x activation rows). */
 #define HS_Q_K_GEMM_ROWS 4
 #define HS_Q_K_GEMM_COLS 16
-void hs_q4_k_gemm_avx512(int n, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by, int nr,
-                         int nc);
+void hs_q4_k_gemm_avx512(int n, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by,
+                         int nr, int nc);
 
 void hs_q5_k_to_float(const void *x, float *y, int64_t n);
 void hs_q5_k_from_float_ref(const float *x, void *y, int64_t n);
 void hs_q5_k_vec_dot_ref(int n, float *s, const void *x, const void *y);
 void hs_q5_k_vec_dot_avx2(int n, float *s, const void *x, const void *y);
 void hs_q5_k_vec_dot_avx512(int n, float *s, const void *x, const void *y);
+void hs_q5_k_gemm_avx512(int n, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by,
+                         int nr, int nc);
 
 void hs_q6_k_to_float(const void *x, float *y, int64_t n);
 void hs_q6_k_from_float_ref(const float *x, void *y, int64_t n);
 void hs_q6_k_vec_dot_ref(int n, float *s, const void *x, const void *y);
 void hs_q6_k_vec_dot_avx2(int n, float *s, const void *x, const void *y);
 void hs_q6_k_vec_dot_avx512(int n, float *s, const void *x, const void *y);
-void hs_q6_k_gemm_avx512(int n, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by, int nr,
-                         int nc);
+void hs_q6_k_gemm_avx512(int n, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by,
+                         int nr, int nc);
 
 void hs_q8_k_to_float(const void *x, float *y, int64_t n);
 void hs_q8_k_from_float_ref(const float *x, void *y, int64_t n);
