@@ -45,7 +45,9 @@ TEST_SUPPORT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/obj/%.o,$(TEST_SUPP
 LIB       := $(BUILD)/libhestia.a
 BIN       := $(BUILD)/hestia
 
-.PHONY: all deps test test-unit check run bench fuzz lint clean valgrind
+.PHONY: all deps test test-unit check run bench fuzz lint clean
+# Keep test objects between runs (they are intermediate files of a pattern chain).
+.SECONDARY: valgrind
 .DEFAULT_GOAL := all
 
 all: deps $(BIN)
@@ -83,7 +85,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/obj/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 
 # The tests always run under ASan + UBSan; they use small models only.
 test:
-	$(MAKE) SAN=1 test-unit
+	@$(MAKE) --no-print-directory -j$(shell nproc) SAN=1 test-unit
 
 test-unit: all $(TEST_BIN)
 	@HS_BIN=$(abspath $(BIN)) TEST_LOGS=$(BUILD)/test-logs scripts/run-tests.sh $(TEST_BIN)
