@@ -45,9 +45,9 @@ TEST_SUPPORT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/obj/%.o,$(TEST_SUPP
 LIB       := $(BUILD)/libhestia.a
 BIN       := $(BUILD)/hestia
 
-.PHONY: all deps test test-unit check run bench fuzz lint clean
+.PHONY: all deps test test-unit check run bench fuzz lint clean valgrind
 # Keep test objects between runs (they are intermediate files of a pattern chain).
-.SECONDARY: valgrind
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: deps $(BIN)
