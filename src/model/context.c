@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_N_CTX 4096
 #define DEFAULT_N_BATCH 512
@@ -119,6 +120,17 @@ int hs_ctx_create(const hs_model *m, const struct hs_ctx_params *params, hs_ctx 
         return hs_err_set(err, HS_EINVAL, "unknown KV cache type %d", (int)p.kv_type);
     if (p.n_seq > MAX_N_SEQ)
         return hs_err_set(err, HS_EINVAL, "n_seq %d is more than %d", p.n_seq, MAX_N_SEQ);
+    if (p.n_ctx > hp->n_ctx_train)
+        hs_log_warn("ctx.create", "n_ctx=%d exceeds the trained context %d: quality may drop past it", p.n_ctx,
+                    hp->n_ctx_train);
+    /* The cache is touched lazily, so an absurd size would "work" until it
+     * is filled; refuse what this machine cannot hold at all. */
+    const double kv_need = 2.0 * p.n_seq * hp->n_layer * (double)p.n_ctx * hp->n_head_kv * hp->head_dim *
+                           (p.kv_type == HS_KV_F32 ? 4 : 2);
+    const double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (ram > 0 && kv_need > ram)
+        return hs_err_set(err, HS_ENOMEM, "a KV cache of %d x %d positions needs %.1f GiB, more than this machine's %.1f GiB",
+                          p.n_seq, p.n_ctx, kv_need / (1 << 30), ram / (1 << 30));
     hs_ctx *c = hs_calloc(1, sizeof *c);
     if (!c)
         return hs_err_set(err, HS_ENOMEM, "out of memory");
