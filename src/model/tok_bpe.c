@@ -12,6 +12,7 @@
  *    llama.cpp drops them). */
 #include "model/tok_impl.h"
 
+#include "base/heap.h"
 #include "base/mem.h"
 
 #include <string.h>
@@ -57,57 +58,14 @@ struct work {
     size_t word_cap;
     struct sym *s;
     size_t s_cap;
-    struct bigram *h;
-    size_t h_n, h_cap;
+    hs_heap h;
 };
 
 /* a comes out before b: lower rank, then the leftmost pair. */
-static inline bool before(const struct bigram *a, const struct bigram *b)
+static bool before(const void *pa, const void *pb)
 {
+    const struct bigram *a = pa, *b = pb;
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static int heap_push(struct work *w, struct bigram x)
-{
-    if (w->h_n == w->h_cap) {
-        size_t cap = w->h_cap ? w->h_cap * 2 : 64;
-        struct bigram *v = hs_realloc_array(w->h, cap, sizeof *v);
-        if (!v)
-            return HS_ENOMEM;
-        w->h = v;
-        w->h_cap = cap;
-    }
-    size_t i = w->h_n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&x, &w->h[p]))
-            break;
-        w->h[i] = w->h[p];
-        i = p;
-    }
-    w->h[i] = x;
-    return HS_OK;
-}
-
-static struct bigram heap_pop(struct work *w)
-{
-    struct bigram top = w->h[0];
-    struct bigram x = w->h[--w->h_n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= w->h_n)
-            break;
-        if (c + 1 < w->h_n && before(&w->h[c + 1], &w->h[c]))
-            c++;
-        if (!before(&w->h[c], &x))
-            break;
-        w->h[i] = w->h[c];
-        i = c;
-    }
-    if (w->h_n)
-        w->h[i] = x;
-    return top;
 }
 
 static int try_pair(const hs_tok *t, struct work *w, int32_t l, int32_t r)
@@ -118,7 +76,8 @@ static int try_pair(const hs_tok *t, struct work *w, int32_t l, int32_t r)
     int32_t rank = tok_merge_rank(t, w->word + s[l].off, s[l].n, w->word + s[r].off, s[r].n);
     if (rank < 0)
         return HS_OK;
-    return heap_push(w, (struct bigram){rank, l, r, s[l].n + s[r].n});
+    struct bigram bg = {rank, l, r, s[l].n + s[r].n};
+    return hs_heap_push(&w->h, &bg);
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -158,11 +117,11 @@ static int encode_word(const hs_tok *t, struct work *w, const char *wb, size_t w
             return tok_ids_push(out, id);
     }
     int rc = HS_OK;
-    w->h_n = 0;
+    hs_heap_clear(&w->h);
     for (int32_t i = 1; i < n && !rc; i++)
         rc = try_pair(t, w, i - 1, i);
-    while (w->h_n && !rc) {
-        struct bigram b = heap_pop(w);
+    struct bigram b;
+    while (!rc && hs_heap_pop(&w->h, &b)) {
         struct sym *l = &w->s[b.left], *r = &w->s[b.right];
         /* live only while both halves are what the pair was built from */
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
@@ -204,6 +163,7 @@ int tok_bpe_encode(const hs_tok *t, const char *text, size_t len, struct tok_ids
     char *raw = hs_malloc(cap), *clean = hs_malloc(cap);
     struct tok_spans sp = {0};
     struct work w = {0};
+    hs_heap_init(&w.h, sizeof(struct bigram), before);
     int rc = HS_OK;
     if (!raw || !clean) {
         rc = HS_ENOMEM;
@@ -229,6 +189,6 @@ done:
     hs_free(sp.v);
     hs_free(w.word);
     hs_free(w.s);
-    hs_free(w.h);
+    hs_heap_free(&w.h);
     return rc;
 }

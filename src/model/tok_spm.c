@@ -12,6 +12,7 @@
  * The work is O(n log n) in the fragment length. */
 #include "model/tok_impl.h"
 
+#include "base/heap.h"
 #include "base/mem.h"
 
 #include <string.h>
@@ -27,62 +28,16 @@ struct bigram {
     uint32_t size;
 };
 
-struct heap {
-    struct bigram *v;
-    size_t n, cap;
-};
 
 /* a comes out before b: higher score, then the leftmost pair. */
-static inline bool before(const struct bigram *a, const struct bigram *b)
+static bool before(const void *pa, const void *pb)
 {
+    const struct bigram *a = pa, *b = pb;
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static int heap_push(struct heap *h, struct bigram x)
-{
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        struct bigram *v = hs_realloc_array(h->v, cap, sizeof *v);
-        if (!v)
-            return HS_ENOMEM;
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&x, &h->v[p]))
-            break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = x;
-    return HS_OK;
-}
-
-static struct bigram heap_pop(struct heap *h)
-{
-    struct bigram top = h->v[0];
-    struct bigram x = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
-            c++;
-        if (!before(&h->v[c], &x))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n)
-        h->v[i] = x;
-    return top;
-}
-
 static int try_pair(const hs_tok *t, const char *text, const struct sym *s, int32_t l, int32_t r,
-                    struct heap *h)
+                    hs_heap *h)
 {
     if (l < 0 || r < 0)
         return HS_OK;
@@ -90,7 +45,8 @@ static int try_pair(const hs_tok *t, const char *text, const struct sym *s, int3
     int32_t id = tok_lookup(t, text + s[l].off, size);
     if (id < 0)
         return HS_OK;
-    return heap_push(h, (struct bigram){t->tok[id].score, l, r, size});
+    struct bigram bg = {t->tok[id].score, l, r, size};
+    return hs_heap_push(h, &bg);
 }
 
 int tok_spm_encode(const hs_tok *t, const char *text, size_t len, bool prefix, struct tok_ids *out)
@@ -104,7 +60,8 @@ int tok_spm_encode(const hs_tok *t, const char *text, size_t len, bool prefix, s
     size_t elen = len + 2 * spaces + (prefix ? 3 : 0);
     char *buf = hs_malloc(elen + 1);
     struct sym *s = hs_malloc((elen + 1) * sizeof *s);
-    struct heap h = {0};
+    hs_heap h;
+    hs_heap_init(&h, sizeof(struct bigram), before);
     int rc = HS_OK;
     if (!buf || !s) {
         rc = HS_ENOMEM;
@@ -135,19 +92,19 @@ int tok_spm_encode(const hs_tok *t, const char *text, size_t len, bool prefix, s
     }
     for (int32_t i = 1; i < n && !rc; i++)
         rc = try_pair(t, buf, s, i - 1, i, &h);
-    while (h.n && !rc) {
-        struct bigram b = heap_pop(&h);
-        struct sym *l = &s[b.left], *r = &s[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+    struct bigram bg;
+    while (!rc && hs_heap_pop(&h, &bg)) {
+        struct sym *l = &s[bg.left], *r = &s[bg.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != bg.size)
             continue;
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
         if (r->next >= 0)
-            s[r->next].prev = b.left;
-        rc = try_pair(t, buf, s, l->prev, b.left, &h);
+            s[r->next].prev = bg.left;
+        rc = try_pair(t, buf, s, l->prev, bg.left, &h);
         if (!rc)
-            rc = try_pair(t, buf, s, b.left, l->next, &h);
+            rc = try_pair(t, buf, s, bg.left, l->next, &h);
     }
     for (int32_t i = n ? 0 : -1; i != -1 && !rc; i = s[i].next) {
         int32_t id = tok_lookup(t, buf + s[i].off, s[i].n);
@@ -166,6 +123,6 @@ int tok_spm_encode(const hs_tok *t, const char *text, size_t len, bool prefix, s
 done:
     hs_free(buf);
     hs_free(s);
-    hs_free(h.v);
+    hs_heap_free(&h);
     return rc;
 }

@@ -3,6 +3,7 @@
 
 #include "base/buf.h"
 #include "base/fp16.h"
+#include "base/heap.h"
 #include "base/parse.h"
 #include "base/pool.h"
 #include "base/rng.h"
@@ -151,6 +152,35 @@ static void pool_shared_jobs_do_all_work(void **state) {
     hs_pool_free(pool);
 }
 
+static bool int_less(const void *a, const void *b) { return *(const int *)a < *(const int *)b; }
+
+/* Pops come out in order whatever the push order, duplicates included. */
+static void heap_pops_in_order(void **state) {
+    (void)state;
+    hs_heap h;
+    hs_heap_init(&h, sizeof(int), int_less);
+    hs_rng r;
+    hs_rng_seed(&r, 3);
+    int counts[100] = {0};
+    for (int i = 0; i < 5000; i++) {
+        int v = (int)(hs_rng_u64(&r) % 100);
+        counts[v]++;
+        assert_int_equal(hs_heap_push(&h, &v), 0);
+    }
+    int prev = -1, v, n = 0;
+    while (hs_heap_pop(&h, &v)) {
+        assert_true(v >= prev);
+        counts[v]--;
+        prev = v;
+        n++;
+    }
+    assert_int_equal(n, 5000);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(counts[i], 0);
+    assert_false(hs_heap_pop(&h, &v));
+    hs_heap_free(&h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_rejects_garbage_and_out_of_range),
@@ -160,6 +190,7 @@ int main(void) {
         cmocka_unit_test(rng_is_deterministic_per_seed),
         cmocka_unit_test(pool_runs_every_part_once),
         cmocka_unit_test(pool_shared_jobs_do_all_work),
+        cmocka_unit_test(heap_pops_in_order),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
