@@ -161,6 +161,39 @@ void hs_pool_run_shared(hs_pool *pool, hs_pool_fn fn, void *arg) {
         _mm_pause();
 }
 
+struct for_job {
+    long n, grain;
+    hs_pool_range_fn fn;
+    void *arg;
+    atomic_long next;
+};
+
+static void for_worker(void *p, int ith, int nth) {
+    struct for_job *j = p;
+    (void)ith;
+    (void)nth;
+    for (;;) {
+        long lo = atomic_fetch_add_explicit(&j->next, j->grain, memory_order_relaxed);
+        if (lo >= j->n)
+            return;
+        j->fn(j->arg, lo, lo + j->grain < j->n ? lo + j->grain : j->n);
+    }
+}
+
+void hs_pool_for(hs_pool *pool, long n, long grain, hs_pool_range_fn fn, void *arg) {
+    if (n <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    if (!pool || pool->n == 1 || n <= grain) {
+        fn(arg, 0, n);
+        return;
+    }
+    struct for_job j = {.n = n, .grain = grain, .fn = fn, .arg = arg};
+    atomic_init(&j.next, 0);
+    hs_pool_run_shared(pool, for_worker, &j);
+}
+
 int hs_cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;

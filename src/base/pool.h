@@ -20,6 +20,12 @@ void hs_pool_run(hs_pool *pool, hs_pool_fn fn, void *arg);
  * caller always runs fn, so all the work gets done. */
 void hs_pool_run_shared(hs_pool *pool, hs_pool_fn fn, void *arg);
 
+/* Parallel for: fn(arg, lo, hi) over chunks of [0, n) of about `grain`
+ * items, claimed from a shared counter (hs_pool_run_shared), so a thread that
+ * another process delays holds nobody up. n <= grain runs on the caller. */
+typedef void (*hs_pool_range_fn)(void *arg, long lo, long hi);
+void hs_pool_for(hs_pool *pool, long n, long grain, hs_pool_range_fn fn, void *arg);
+
 /* Splits [0, n) into nth nearly equal parts; part ith is [*lo, *hi). */
 static inline void hs_pool_split(long n, int ith, int nth, long *lo, long *hi) {
     long per = n / nth, rem = n % nth;

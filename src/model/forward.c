@@ -37,7 +37,7 @@ struct fwd {
     const struct hs_layer *ly;
     const float *norm_w; /* norm jobs: the weight */
     bool add;            /* norm jobs: x += tmp first */
-    int err;             /* embed job: a bad row */
+    atomic_int err;      /* embed job: a bad row */
     /* attention */
     int gs;       /* query heads per task (they share one KV head) */
     int n_groups; /* n_head / gs */
@@ -46,23 +46,19 @@ struct fwd {
     atomic_int next;
 };
 
-/* Row-parallel work: for a single row the pool's wake-up costs more than the
- * work, so it runs on the caller. */
-static void run_rows(hs_ctx *c, hs_pool_fn fn, struct fwd *f, long n_rows) {
-    if (n_rows <= 1)
-        fn(f, 0, 1);
-    else
-        hs_pool_run(c->pool, fn, f);
+/* Row-parallel work in chunks claimed from a counter; a few rows (a decode
+ * step) are less work than waking the pool, so they run on the caller. */
+#define ROWS_PER_CHUNK 4
+static void run_rows(hs_ctx *c, hs_pool_range_fn fn, struct fwd *f, long n_rows) {
+    hs_pool_for(c->pool, n_rows, ROWS_PER_CHUNK, fn, f);
 }
 
 /* Token embeddings and the rope angles of each token's position (the same
  * for every layer). */
-static void embed_job(void *arg, int ith, int nth) {
+static void embed_job(void *arg, long lo, long hi) {
     struct fwd *f = arg;
     hs_ctx *c = f->c;
     const struct hs_hparams *hp = c->hp;
-    long lo, hi;
-    hs_pool_split(f->n, ith, nth, &lo, &hi);
     for (long i = lo; i < hi; i++) {
         if (hs_mat_get_row(&c->m->tok_embd, f->tokens[i], c->x + i * hp->n_embd))
             f->err = 1;
@@ -75,12 +71,10 @@ static void embed_job(void *arg, int ith, int nth) {
     }
 }
 
-static void norm_job(void *arg, int ith, int nth) {
+static void norm_job(void *arg, long lo, long hi) {
     struct fwd *f = arg;
     hs_ctx *c = f->c;
     const int E = c->hp->n_embd;
-    long lo, hi;
-    hs_pool_split(f->n, ith, nth, &lo, &hi);
     for (long i = lo; i < hi; i++) {
         if (f->add)
             hs_add_rmsnorm(c->xn + i * E, c->x + i * E, c->tmp + i * E, f->norm_w, E, c->hp->rms_eps);
@@ -96,14 +90,12 @@ static void add_bias(float *y, const float *b, int n) {
 
 /* Biases, rope on every head of q and k, then the new keys and values go to
  * their sequence's cache (transposed: one value per row of n_ctx). */
-static void qkv_job(void *arg, int ith, int nth) {
+static void qkv_job(void *arg, long lo, long hi) {
     struct fwd *f = arg;
     hs_ctx *c = f->c;
     const struct hs_hparams *hp = c->hp;
     const struct hs_layer *ly = f->ly;
     const int hd = hp->head_dim, Qd = hp->n_head * hd, KV = c->kv_dim;
-    long lo, hi;
-    hs_pool_split(f->n, ith, nth, &lo, &hi);
     for (long i = lo; i < hi; i++) {
         float *q = c->q + i * Qd, *k = c->kc + i * KV, *v = c->vc + i * KV;
         if (ly->bq)
@@ -169,22 +161,17 @@ static void attn_job(void *arg, int ith, int nth) {
     }
 }
 
-static void silu_job(void *arg, int ith, int nth) {
+static void silu_job(void *arg, long lo, long hi) {
     struct fwd *f = arg;
-    hs_ctx *c = f->c;
-    long lo, hi;
-    hs_pool_split((long)f->n * c->hp->n_ff, ith, nth, &lo, &hi);
-    f->ops->silu_mul(c->gate + lo, c->up + lo, (size_t)(hi - lo));
+    f->ops->silu_mul(f->c->gate + lo, f->c->up + lo, (size_t)(hi - lo));
 }
 
 /* The last residual add and the output norm (rows already compacted to the
  * ones with logits). */
-static void final_job(void *arg, int ith, int nth) {
+static void final_job(void *arg, long lo, long hi) {
     struct fwd *f = arg;
     hs_ctx *c = f->c;
     const int E = c->hp->n_embd;
-    long lo, hi;
-    hs_pool_split(f->n, ith, nth, &lo, &hi);
     for (long j = lo; j < hi; j++)
         hs_add_rmsnorm(c->xn + j * E, c->x + j * E, c->tmp + j * E, c->m->output_norm, E, c->hp->rms_eps);
 }
@@ -275,7 +262,8 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
         if ((rc = matmul(c, &ly->w_gate, c->xn, n, c->gate, l, "ffn_gate", err)) ||
             (rc = matmul(c, &ly->w_up, c->xn, n, c->up, l, "ffn_up", err)))
             return rc;
-        hs_pool_run(c->pool, silu_job, &f);
+        /* elementwise; 16 KiB of floats per chunk */
+        hs_pool_for(c->pool, (long)n * hp->n_ff, 4096, silu_job, &f);
         if ((rc = matmul(c, &ly->w_down, c->gate, n, c->tmp, l, "ffn_down", err)))
             return rc;
     }
