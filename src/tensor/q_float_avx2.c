@@ -21,6 +21,17 @@ static inline __m256 load_bf16(const hs_bf16 *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
+/* Weight rows stream from memory once per token: a software prefetch 4 KiB
+ * ahead keeps the loads flowing across page boundaries, where the hardware
+ * prefetcher stops (as in q_legacy_avx512.c). Only x, the weights, is
+ * prefetched; prefetches past the end of the row never fault. */
+#define PREFETCH_DIST 4096
+static inline void prefetch_ahead(const void *p, size_t bytes) {
+    const char *c = (const char *)p + PREFETCH_DIST;
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch(c + o, _MM_HINT_T1);
+}
+
 /* One dot-product body for the three element types: 32 elements per
  * iteration in four accumulators, then 8 at a time, then a scalar tail. */
 #define FLOAT_DOT(T, LOAD, TO_F32)                                                                                \
@@ -29,6 +40,7 @@ static inline __m256 load_bf16(const hs_bf16 *p) {
     __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();                                               \
     int i = 0;                                                                                                    \
     for (; i + 32 <= n; i += 32) {                                                                                \
+        prefetch_ahead(a + i, 32 * sizeof(T));                                                                    \
         acc0 = _mm256_fmadd_ps(LOAD(a + i), LOAD(b + i), acc0);                                                   \
         acc1 = _mm256_fmadd_ps(LOAD(a + i + 8), LOAD(b + i + 8), acc1);                                           \
         acc2 = _mm256_fmadd_ps(LOAD(a + i + 16), LOAD(b + i + 16), acc2);                                         \

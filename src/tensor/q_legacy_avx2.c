@@ -52,6 +52,17 @@ static inline __m256i unpack_high_bits(const uint8_t qh[4]) {
     return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
+/* Weight rows stream from memory once per token: a software prefetch 4 KiB
+ * ahead keeps the loads flowing across page boundaries, where the hardware
+ * prefetcher stops (as in q_legacy_avx512.c). Only x, the weights, is
+ * prefetched; prefetches past the end of the row never fault. */
+#define PREFETCH_DIST 4096
+static inline void prefetch_ahead(const void *p, size_t bytes) {
+    const char *c = (const char *)p + PREFETCH_DIST;
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch(c + o, _MM_HINT_T1);
+}
+
 /* Four blocks per iteration with independent accumulators keep the FMA
  * latency hidden; the tail runs one block at a time. */
 #define VEC_DOT_LOOP(XT, YT, INT_DOT)                                                                             \
@@ -61,6 +72,7 @@ static inline __m256i unpack_high_bits(const uint8_t qh[4]) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};       \
     int i = 0;                                                                                                    \
     for (; i + 4 <= nb; i += 4) {                                                                                 \
+        prefetch_ahead(&x[i], 4 * sizeof(XT));                                                                    \
         for (int u = 0; u < 4; u++) {                                                                             \
             const XT *xb = &x[i + u];                                                                             \
             const YT *yb = &y[i + u];                                                                             \

@@ -122,8 +122,9 @@ static struct hs_qtype_kernels k_kernels[HS_TYPE_COUNT][3] = {
             [HS_CPU_AVX512] = {.impl = "avx512",
                                .vec_dot = hs_f16_vec_dot_avx512,
                                .gemm = hs_f16_gemm_avx512,
-                               .gemm_rows = 4,
-                               .gemm_cols = 6},
+                               /* F16_TR x F16_TC in q_float_avx512.c */
+                               .gemm_rows = 16,
+                               .gemm_cols = 12},
         },
     [HS_TYPE_BF16] =
         {
@@ -131,7 +132,11 @@ static struct hs_qtype_kernels k_kernels[HS_TYPE_COUNT][3] = {
             [HS_CPU_AVX2] = {.impl = "avx2", .vec_dot = hs_bf16_vec_dot_avx2},
             [HS_CPU_AVX512] = {.impl = "avx512",
                                .vec_dot = hs_bf16_vec_dot_avx512,
-                               .from_float = hs_bf16_from_float_avx512},
+                               .from_float = hs_bf16_from_float_avx512,
+                               .gemm = hs_bf16_gemm_avx512,
+                               /* F16_TR x F16_TC in q_float_avx512.c */
+                               .gemm_rows = 16,
+                               .gemm_cols = 12},
         },
     [HS_TYPE_Q4_0] =
         {

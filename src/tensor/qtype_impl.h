@@ -106,6 +106,8 @@ void hs_bf16_from_float_avx512(const float *x, void *y, int64_t n);
 void hs_bf16_vec_dot_ref(int n, float *s, const void *x, const void *y);
 void hs_bf16_vec_dot_avx2(int n, float *s, const void *x, const void *y);
 void hs_bf16_vec_dot_avx512(int n, float *s, const void *x, const void *y);
+void hs_bf16_gemm_avx512(int n, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by, int nr,
+                         int nc);
 
 /* ---- legacy quants (q_legacy.c, q_legacy_avx2.c, q_legacy_avx512.c) ---- */
 void hs_q4_0_to_float(const void *x, float *y, int64_t n);
@@ -316,6 +318,32 @@ void hs_q8_k_from_float_ref(const float *x, void *y, int64_t n);
 void hs_q8_k_from_float_avx2(const float *x, void *y, int64_t n);
 void hs_q8_k_from_float_avx512(const float *x, void *y, int64_t n);
 void hs_q8_k_vec_dot_ref(int n, float *s, const void *x, const void *y);
+
+/* AMX for batches of Q4_K and Q6_K weights (q_k_amx_avx512.c), driven by
+ * matmul.c like the legacy AMX kernels and meeting the same Q8_0 activation
+ * panels. Up to 16 weight rows unpacked to int8 per 32-value block: q is
+ * nr x n (row stride n); d[k * 16 + r] the block's scale; m[k * 16 + r] for
+ * Q4_K the block's offset -dmin * m (it multiplies the activations' block
+ * sum), for Q6_K, whose scales go by 16, the scale of the block's second half
+ * (d then scales the first). Rows past nr zero. The caller provides q (16 n
+ * bytes), d and m (n / 2 floats each), 64-byte aligned. */
+typedef struct {
+    int nr;
+    int8_t *q;
+    float *d, *m;
+} hs_amx_k_rows;
+
+/* out[k * 16 + c] = d * sum(q) of block k of token c < nc (Q8_0 rows q_row
+ * bytes apart), zero for c >= nc: n / 2 floats per 16-token group. */
+void hs_q8_0_amx_sums(float *out, const void *q, size_t q_row, int nc, int64_t n);
+void hs_q4_k_amx_rows(hs_amx_k_rows *out, const void *x, size_t bx, int nr, int64_t n);
+void hs_q6_k_amx_rows(hs_amx_k_rows *out, const void *x, size_t bx, int nr, int64_t n);
+/* As hs_i8_amx_gemm; sums: each group's hs_q8_0_amx_sums, sums_stride bytes
+ * apart (Q6_K ignores them). */
+void hs_q4_k_amx_gemm(int n, float *s, size_t ldc, const hs_amx_k_rows *rows, const hs_q8_0_amx_panel *panels,
+                      size_t panel_stride, const float *sums, size_t sums_stride, int n_groups, int nc_last);
+void hs_q6_k_amx_gemm(int n, float *s, size_t ldc, const hs_amx_k_rows *rows, const hs_q8_0_amx_panel *panels,
+                      size_t panel_stride, const float *sums, size_t sums_stride, int n_groups, int nc_last);
 
 /* end of K-quants */
 
