@@ -15,7 +15,10 @@
  * path (see q_legacy_amx_avx512.c): the activations are quantized and packed
  * into tile panels of 16 tokens, then chunks of 16-row weight groups x token
  * groups run on the tiles. The weight rows are first unpacked to int8, once
- * per chunk, into the thread's share of the scratch. */
+ * per chunk, into the thread's share of the scratch. Q4_K and Q6_K batches
+ * (a Q4_K_M model) take the same path with their own unpacking and tile
+ * kernels (q_k_amx_avx512.c); Q4_K's offsets also need each activation
+ * block's sum, computed next to the panels. */
 #include "tensor/matmul.h"
 
 #include "base/err.h"
@@ -51,10 +54,8 @@ struct quant_job {
     hs_from_float_fn from_float;
 };
 
-static void quant_rows(void *arg, int ith, int nth) {
+static void quant_rows(void *arg, long lo, long hi) {
     struct quant_job *j = arg;
-    long lo, hi;
-    hs_pool_split(j->n_tok, ith, nth, &lo, &hi);
     for (long t = lo; t < hi; t++)
         j->from_float(j->x + (size_t)t * j->ldx, (char *)j->q + (size_t)t * j->q_row, j->n_cols);
 }
@@ -182,6 +183,12 @@ static void plan_chunks(struct mm_job *j, int nth) {
 struct amx_job {
     const struct hs_mat *w;
     void (*unpack)(hs_amx_rows *out, const void *x, size_t bx, int nr, int64_t n);
+    /* K-quants: these instead of unpack and hs_i8_amx_gemm */
+    void (*unpack_k)(hs_amx_k_rows *out, const void *x, size_t bx, int nr, int64_t n);
+    void (*gemm_k)(int n, float *s, size_t ldc, const hs_amx_k_rows *rows, const hs_q8_0_amx_panel *panels,
+                   size_t panel_stride, const float *sums, size_t sums_stride, int n_groups, int nc_last);
+    float *sums; /* Q4_K: n_groups x sums_bytes of block sums, else NULL */
+    size_t sums_bytes;
     char *rows_buf; /* per thread: rows_bytes of unpacked quants and scales */
     size_t rows_bytes;
     const float *x;
@@ -198,10 +205,8 @@ struct amx_job {
     atomic_long next;
 };
 
-static void amx_pack(void *arg, int ith, int nth) {
+static void amx_pack(void *arg, long g0, long g1) {
     struct amx_job *j = arg;
-    long g0, g1;
-    hs_pool_split(j->n_groups, ith, nth, &g0, &g1);
     for (long g = g0; g < g1; g++) {
         const int t0 = (int)g * AMX_TOK;
         const int nc = j->n_tok - t0 < AMX_TOK ? j->n_tok - t0 : AMX_TOK;
@@ -209,6 +214,9 @@ static void amx_pack(void *arg, int ith, int nth) {
             j->from_float(j->x + (size_t)t * j->ldx, j->q + (size_t)t * j->q_row, j->w->n_cols);
         hs_q8_0_amx_pack((hs_q8_0_amx_panel *)(j->panels + (size_t)g * j->panel_bytes), j->q + (size_t)t0 * j->q_row,
                          j->q_row, nc, j->w->n_cols);
+        if (j->sums)
+            hs_q8_0_amx_sums((float *)((char *)j->sums + (size_t)g * j->sums_bytes), j->q + (size_t)t0 * j->q_row,
+                             j->q_row, nc, j->w->n_cols);
     }
 }
 
@@ -218,6 +226,8 @@ static void amx_worker(void *arg, int ith, int nth) {
     (void)nth;
     hs_amx_rows rows = {0, (int8_t *)(j->rows_buf + (size_t)ith * j->rows_bytes), NULL};
     rows.d = (float *)(rows.q + 16 * (size_t)w->n_cols);
+    /* K-quants: a second n / 2 floats after d */
+    hs_amx_k_rows krows = {0, rows.q, rows.d, rows.d + (size_t)w->n_cols / 2};
     long unpacked = -1; /* the row group now in rows */
     for (;;) {
         const long c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
@@ -234,6 +244,16 @@ static void amx_worker(void *arg, int ith, int nth) {
         const hs_q8_0_amx_panel *pc = (const hs_q8_0_amx_panel *)(j->panels + (size_t)g0 * j->panel_bytes);
         /* Chunks of one row group are consecutive, so a thread usually
          * unpacks a group once for all the token groups it takes. */
+        if (j->unpack_k) {
+            if (unpacked != r0) {
+                j->unpack_k(&krows, wr, w->row_bytes, nr, w->n_cols);
+                unpacked = r0;
+            }
+            const float *sc = j->sums ? (const float *)((const char *)j->sums + (size_t)g0 * j->sums_bytes) : NULL;
+            j->gemm_k((int)w->n_cols, yc, j->ldy, &krows, pc, j->panel_bytes, sc, j->sums_bytes, (int)(g1 - g0),
+                      nc_last);
+            continue;
+        }
         if (unpacked != r0) {
             j->unpack(&rows, wr, w->row_bytes, nr, w->n_cols);
             unpacked = r0;
@@ -248,21 +268,34 @@ static int matmul_amx(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat
     j.unpack = w->type == HS_TYPE_Q4_0   ? hs_q4_0_amx_rows
                : w->type == HS_TYPE_Q5_0 ? hs_q5_0_amx_rows
                                          : hs_q8_0_amx_rows;
+    if (w->type == HS_TYPE_Q4_K) {
+        j.unpack_k = hs_q4_k_amx_rows;
+        j.gemm_k = hs_q4_k_amx_gemm;
+    } else if (w->type == HS_TYPE_Q6_K) {
+        j.unpack_k = hs_q6_k_amx_rows;
+        j.gemm_k = hs_q6_k_amx_gemm;
+    }
 
     j.n_groups = (n_tok + AMX_TOK - 1) / AMX_TOK;
     j.q_row = hs_qtype_row_bytes(HS_TYPE_Q8_0, w->n_cols);
     j.panel_bytes = hs_q8_0_amx_panel_bytes(w->n_cols);
     const size_t q_bytes = (j.q_row * (size_t)n_tok + 63) / 64 * 64;
     const size_t panels_bytes = j.panel_bytes * (size_t)j.n_groups;
-    /* 16 rows of int8 and their scales (16 floats per block) per thread. */
-    j.rows_bytes = (16 * (size_t)w->n_cols + (size_t)w->n_cols / HS_QK8_0 * 64 + 63) / 64 * 64;
-    if (scratch_reserve(scratch, q_bytes + panels_bytes + j.rows_bytes * (size_t)hs_pool_size(pool)))
+    /* n / 2 floats per group, a multiple of 64 bytes as n is of 256 */
+    j.sums_bytes = w->type == HS_TYPE_Q4_K ? (size_t)w->n_cols / 2 * sizeof(float) : 0;
+    const size_t sums_total = j.sums_bytes * (size_t)j.n_groups;
+    /* 16 rows of int8 and their scales (16 floats per block; K-quants: two
+     * sets) per thread. */
+    const size_t scale_sets = j.unpack_k ? 2 : 1;
+    j.rows_bytes = (16 * (size_t)w->n_cols + (size_t)w->n_cols / HS_QK8_0 * 64 * scale_sets + 63) / 64 * 64;
+    if (scratch_reserve(scratch, q_bytes + panels_bytes + sums_total + j.rows_bytes * (size_t)hs_pool_size(pool)))
         return HS_ENOMEM;
     j.q = scratch->buf;
     j.panels = (char *)scratch->buf + q_bytes;
-    j.rows_buf = j.panels + panels_bytes;
+    j.sums = sums_total ? (float *)(j.panels + panels_bytes) : NULL;
+    j.rows_buf = j.panels + panels_bytes + sums_total;
     j.from_float = hs_qtype_kernels(HS_TYPE_Q8_0)->from_float;
-    hs_pool_run(pool, amx_pack, &j);
+    hs_pool_for(pool, j.n_groups, 1, amx_pack, &j);
     /* A chunk: one 16-row weight group against up to 8 token groups (128
      * tokens), so a group is unpacked once per 8 and the threads still share
      * out a hundred chunks or more for a 2048 x 2048 matrix and 512 tokens. */
@@ -284,8 +317,9 @@ int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, con
     const struct hs_qtype_kernels *k = hs_qtype_kernels(w->type);
     if (!k->vec_dot)
         return HS_EUNSUPPORTED;
-    if ((w->type == HS_TYPE_Q8_0 || w->type == HS_TYPE_Q4_0 || w->type == HS_TYPE_Q5_0) && n_tok >= AMX_MIN_TOK &&
-        hs_amx_enabled())
+    if ((w->type == HS_TYPE_Q8_0 || w->type == HS_TYPE_Q4_0 || w->type == HS_TYPE_Q5_0 || w->type == HS_TYPE_Q4_K ||
+         w->type == HS_TYPE_Q6_K) &&
+        n_tok >= AMX_MIN_TOK && hs_amx_enabled())
         return matmul_amx(pool, scratch, w, x, ldx, n_tok, y, ldy);
     const void *q = x;
     size_t q_row = ldx * sizeof(float);
@@ -297,10 +331,7 @@ int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, con
         if (scratch_reserve(scratch, q_row * (size_t)n_tok))
             return HS_ENOMEM;
         struct quant_job qj = {x, ldx, n_tok, w->n_cols, scratch->buf, q_row, kq->from_float};
-        if (n_tok > 1)
-            hs_pool_run(pool, quant_rows, &qj);
-        else
-            quant_rows(&qj, 0, 1);
+        hs_pool_for(pool, n_tok, 4, quant_rows, &qj);
         q = scratch->buf;
     }
     struct mm_job j = {.w = w, .k = k, .q = q, .q_row = q_row, .n_tok = n_tok, .y = y, .ldy = ldy};

@@ -11,13 +11,18 @@
  *    derived from each format's step.
  *  - Every level's vec_dot against vec_dot_ref on 1, 3 and 33 super-blocks,
  *    including blocks at the extremes of every level and scale.
- *  - The gemm tiles against vec_dot for every tile shape. */
+ *  - The gemm tiles against vec_dot for every tile shape.
+ *  - hs_matmul's AMX path for Q4_K and Q6_K batches (Q8_0 activations)
+ *    against double-precision dots, on 1 and 2 threads. */
 #include "test_util.h"
 
+#include "base/err.h"
 #include "base/fp16.h"
 #include "base/mem.h"
 #include "base/rng.h"
+#include "tensor/matmul.h"
 #include "tensor/qtype.h"
+#include "tensor/qtype_impl.h" /* hs_amx_enabled */
 
 #include <float.h>
 #include <math.h>
@@ -729,6 +734,112 @@ static void gemm_tiles_match_vec_dot(void **state)
     }
 }
 
+/* ------------------------------------------------ AMX batches ---------- */
+
+/* hs_matmul on a CPU with AMX sends batches of >= 16 tokens of Q4_K and Q6_K
+ * weights to the tiles with Q8_0 activations (a scale per 32 values, not per
+ * 256 as Q8_K), so it is checked against double-precision dots, twice:
+ *  - against the float activations, within the activation quantization
+ *    error: a Q8_0 value is off by at most half a step, amax / 254, plus the
+ *    rounding of its scale to a half (127 steps x 2^-11 relative), so the dot
+ *    is off by at most sum_k |w_k| * amax(block of k) * (1/254 + 2^-10);
+ *  - against the activations as Q8_0 dequantizes them (reference quantizer),
+ *    where only float rounding remains: 1e-5 * sum |w a| (one wrong weight
+ *    moves a 256-value dot by ~1/256 of that sum).
+ * Shapes: rows not a multiple of 16, tokens not a multiple of 16, more than
+ * one chunk of token groups; the output's padding must stay untouched. */
+static void amx_k_matmul_matches_double_dot(void **state)
+{
+    (void)state;
+    if (!hs_amx_enabled()) {
+        print_message("[  SKIP    ] no AMX-INT8 on this CPU or OS (or $HESTIA_NO_AMX / $HESTIA_CPU)\n");
+        skip();
+    }
+    static const int types[] = {HS_TYPE_Q4_K, HS_TYPE_Q6_K};
+    static const struct {
+        int n, rows, toks;
+    } shapes[] = {{256, 37, 37}, {768, 16, 16}, {512, 21, 130}};
+    const struct hs_qtype *q8 = hs_qtype(HS_TYPE_Q8_0);
+    for (int threads = 1; threads <= 2; threads++) {
+        hs_pool *pool;
+        assert_int_equal(hs_pool_create(threads, &pool), HS_OK);
+        hs_mm_scratch scratch = {0};
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const struct hs_qtype *q = hs_qtype(types[ti]);
+            for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+                const int n = shapes[si].n, R = shapes[si].rows, T = shapes[si].toks;
+                const size_t bx = hs_qtype_row_bytes(q->type, n), ldx = (size_t)n + 5, ldy = (size_t)R + 3;
+                uint8_t *w = xalloc(bx * (size_t)R);
+                float *wf = xalloc(sizeof(float) * (size_t)n * (size_t)R);
+                float *x = xalloc(sizeof(float) * ldx * (size_t)T), *xq = xalloc(sizeof(float) * (size_t)n);
+                uint8_t *x8 = xalloc(hs_qtype_row_bytes(HS_TYPE_Q8_0, n));
+                float *y = xalloc(sizeof(float) * ldy * (size_t)T);
+                hs_rng rng;
+                hs_rng_seed(&rng, 700 + (uint64_t)(ti * 10 + si));
+                for (int r = 0; r < R; r++) {
+                    for (int k = 0; k < n; k++) {
+                        /* per-32 scales over 3 decades, some rows all positive (large mins) */
+                        const float sc = powf(10.0f, -1.5f + 3.0f * (float)((k / 32 + r) % 7) / 6.0f);
+                        const float v = sc * hs_rng_normal(&rng);
+                        wf[(size_t)r * (size_t)n + (size_t)k] = r % 3 == 1 ? fabsf(v) + sc : v;
+                    }
+                    q->from_float_ref(wf + (size_t)r * (size_t)n, w + bx * (size_t)r, n);
+                    q->to_float(w + bx * (size_t)r, wf + (size_t)r * (size_t)n, n);
+                }
+                for (int t = 0; t < T; t++)
+                    for (int k = 0; k < n; k++)
+                        x[(size_t)t * ldx + (size_t)k] = hs_rng_normal(&rng) + (t % 2 ? 0.5f : 0.0f);
+                for (size_t i = 0; i < ldy * (size_t)T; i++)
+                    y[i] = NAN;
+                const struct hs_mat m = {q->type, n, R, bx, w};
+                assert_int_equal(hs_matmul(pool, &scratch, &m, x, ldx, T, y, ldy), HS_OK);
+                for (int t = 0; t < T; t++) {
+                    const float *xt = x + (size_t)t * ldx;
+                    q8->from_float_ref(xt, x8, n);
+                    q8->to_float(x8, xq, n);
+                    for (size_t r = 0; r < ldy; r++) {
+                        const float got = y[(size_t)t * ldy + r];
+                        if ((int)r >= R) {
+                            if (!isnan(got))
+                                fail_msg("%s amx matmul wrote padding row %zu of %d", q->name, r, R);
+                            continue;
+                        }
+                        const float *wr = wf + r * (size_t)n;
+                        double want = 0.0, want_q = 0.0, qerr = 0.0, mag_q = 0.0, mag = 0.0;
+                        for (int b = 0; b < n / 32; b++) {
+                            double amax = 0.0;
+                            for (int l = 0; l < 32; l++)
+                                amax = fmax(amax, fabs((double)xt[32 * b + l]));
+                            for (int l = 0; l < 32; l++) {
+                                const int k = 32 * b + l;
+                                want += (double)wr[k] * xt[k];
+                                want_q += (double)wr[k] * xq[k];
+                                mag += fabs((double)wr[k] * xt[k]);
+                                mag_q += fabs((double)wr[k] * xq[k]);
+                                qerr += fabs((double)wr[k]) * amax * (1.0 / 254.0 + 1.0 / 1024.0);
+                            }
+                        }
+                        if (fabs(got - want) > qerr + 1e-5 * mag)
+                            fail_msg("%s amx %d thr n %d [%zu,%d] of %dx%d: %.9g vs float dot %.9g (tol %g)", q->name,
+                                     threads, n, r, t, R, T, (double)got, want, qerr + 1e-5 * mag);
+                        if (fabs(got - want_q) > 1e-5 * mag_q)
+                            fail_msg("%s amx %d thr n %d [%zu,%d] of %dx%d: %.9g vs Q8_0 dot %.9g (tol %g)", q->name,
+                                     threads, n, r, t, R, T, (double)got, want_q, 1e-5 * mag_q);
+                    }
+                }
+                hs_aligned_free(w);
+                hs_aligned_free(wf);
+                hs_aligned_free(x);
+                hs_aligned_free(xq);
+                hs_aligned_free(x8);
+                hs_aligned_free(y);
+            }
+        }
+        hs_mm_scratch_free(&scratch);
+        hs_pool_free(pool);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -743,6 +854,7 @@ int main(void)
         cmocka_unit_test(every_level_vec_dot_matches_ref),
         cmocka_unit_test(q8_k_fast_quantizers_are_exact),
         cmocka_unit_test(gemm_tiles_match_vec_dot),
+        cmocka_unit_test(amx_k_matmul_matches_double_dot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
