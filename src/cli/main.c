@@ -17,6 +17,10 @@ static const struct command k_commands[] = {
     {"bench", hs_cmd_bench, "prompt and generation speed (table + JSON)"},
     {"synth", hs_cmd_synth, "write a synthetic llama-shaped GGUF model"},
     {"info", hs_cmd_info, "show a GGUF file's metadata and tensors"},
+    {"convert", hs_cmd_convert, "convert a Hugging Face model folder to GGUF"},
+    {"quantize", hs_cmd_quantize, "quantize a GGUF model (llama.cpp type mixes)"},
+    {"perplexity", hs_cmd_perplexity, "perplexity of a model on a text"},
+    {"kld", hs_cmd_kld, "KL divergence of a quantized model against its f16 parent"},
 };
 
 static void usage(FILE *f) {
