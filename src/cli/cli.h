@@ -15,6 +15,7 @@ int hs_cmd_quantize(int argc, char **argv);
 int hs_cmd_convert(int argc, char **argv);
 int hs_cmd_perplexity(int argc, char **argv);
 int hs_cmd_kld(int argc, char **argv);
+int hs_cmd_lora(int argc, char **argv);
 
 /* Prints "hestia <cmd>: <message>" on one line to stderr; returns 1. */
 int hs_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

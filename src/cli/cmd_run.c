@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "model/chat.h"
 #include "model/context.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "model/sampler.h"
 #include "model/tokenizer.h"
@@ -28,6 +29,7 @@
 #define CMD "run"
 #define N_BATCH 512
 #define MAX_STOPS 16
+#define MAX_LORAS 16
 
 struct run_opts {
     const char *model;
@@ -42,6 +44,9 @@ struct run_opts {
     bool warmup;
     const char *stops[MAX_STOPS];
     int n_stops;
+    char lora_paths[MAX_LORAS][1024]; /* --lora FILE[:SCALE] */
+    float lora_scales[MAX_LORAS];
+    int n_loras;
     struct hs_sampler_params sp;
 };
 
@@ -68,6 +73,8 @@ static void usage(FILE *f)
             "      --frequency-penalty X, --presence-penalty X   (default 0)\n"
             "      --seed S             sampling seed (default: from the clock)\n"
             "      --stop STR           stop when STR is generated (repeatable)\n"
+            "      --lora FILE[:SCALE]  apply a LoRA adapter (GGUF) unmerged, times SCALE\n"
+            "                           (default 1; repeatable: the adapters add up)\n"
             "      --no-warmup          skip the warm-up pass\n",
             hs_tmpl_names());
 }
@@ -109,6 +116,14 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->prompt = v;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
             o->prompt_file = v;
+        } else if (!strcmp(a, "--lora")) {
+            hs_err lerr = {0};
+            if (o->n_loras == MAX_LORAS)
+                return hs_cli_usage(CMD, "at most %d --lora adapters", MAX_LORAS);
+            if (hs_lora_parse_spec(v, o->lora_paths[o->n_loras], sizeof o->lora_paths[0],
+                                   &o->lora_scales[o->n_loras], &lerr))
+                return hs_cli_usage(CMD, "--lora %s", lerr.msg);
+            o->n_loras++;
         } else if (!strcmp(a, "--system")) {
             o->system = v;
         } else if (!strcmp(a, "--chat-template")) {
@@ -179,6 +194,8 @@ struct session {
     hs_ctx *ctx;
     hs_sampler *smp;
     hs_stop *stop;
+    hs_lora *loras[MAX_LORAS];
+    int n_loras;
     int n_ctx;
     int n_vocab;
     int32_t *cached; /* tokens in the KV cache, in order (n_ctx) */
@@ -193,6 +210,8 @@ static void session_free(struct session *s)
     hs_stop_free(s->stop);
     hs_sampler_free(s->smp);
     hs_ctx_free(s->ctx);
+    for (int i = 0; i < s->n_loras; i++)
+        hs_lora_free(s->loras[i]);
     hs_model_free(s->model);
     hs_free(s->cached);
 }
@@ -245,6 +264,14 @@ static int session_open(struct session *s, const struct run_opts *o, hs_err *err
                                .n_threads = o->n_threads ? o->n_threads : hs_cpu_count()};
     rc = hs_ctx_create(s->model, &cp, &s->ctx, err);
     if (rc)
+        return rc;
+    for (int i = 0; i < o->n_loras; i++) {
+        if ((rc = hs_lora_load(o->lora_paths[i], hs_model_gguf(s->model), &s->loras[i], err)))
+            return rc;
+        s->n_loras++;
+    }
+    if (o->n_loras &&
+        (rc = hs_ctx_set_loras(s->ctx, (const hs_lora *const *)s->loras, o->lora_scales, o->n_loras, err)))
         return rc;
     s->n_ctx = hs_ctx_n_ctx(s->ctx);
     s->cached = hs_calloc((size_t)s->n_ctx, sizeof *s->cached);

@@ -21,6 +21,7 @@ static const struct command k_commands[] = {
     {"quantize", hs_cmd_quantize, "quantize a GGUF model (llama.cpp type mixes)"},
     {"perplexity", hs_cmd_perplexity, "perplexity of a model on a text"},
     {"kld", hs_cmd_kld, "KL divergence of a quantized model against its f16 parent"},
+    {"lora", hs_cmd_lora, "LoRA adapters: convert a PEFT folder, merge into a base model"},
 };
 
 static void usage(FILE *f) {

@@ -160,6 +160,7 @@ void hs_ctx_free(hs_ctx *c) {
         return;
     hs_pool_free(c->pool);
     hs_mm_scratch_free(&c->mm);
+    hs_ctx_lora_free(c->lora);
     hs_free(c->k);
     hs_free(c->v);
     hs_free(c->seq_len);

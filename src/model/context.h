@@ -64,6 +64,16 @@ int hs_ctx_n_logits(const hs_ctx *ctx);
  * hs_decode; NULL if it did not ask. Valid until the next hs_decode. */
 const float *hs_ctx_logits(hs_ctx *ctx, int i);
 
+/* LoRA adapters applied at run time, unmerged: each adapted projection
+ * computes y = W x + sum_i scales[i] * (alpha_i / r) * B_i (A_i x). Replaces
+ * the context's set (n 0 clears it); the set holds for every sequence for
+ * now (the context keeps it, so a per-sequence set can come later). The
+ * adapters are borrowed: they must outlive the context or the next call.
+ * HS_EUNSUPPORTED for an adapted tensor other than the seven projections of
+ * a block, HS_EINVAL for an adapter loaded against another model. */
+struct hs_lora;
+int hs_ctx_set_loras(hs_ctx *ctx, const struct hs_lora *const *loras, const float *scales, int n, hs_err *err);
+
 /* Sequence operations (the prefix cache is built on these). */
 int hs_ctx_seq_len(const hs_ctx *ctx, int seq);
 void hs_ctx_seq_clear(hs_ctx *ctx, int seq);

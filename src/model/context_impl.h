@@ -51,7 +51,31 @@ struct hs_ctx {
     int n_out;
     float *logits; /* (logits_cap, n_vocab) */
     int logits_cap;
+
+    struct hs_ctx_lora *lora; /* run-time adapters, or NULL */
 };
+
+/* Run-time LoRA (lora_ctx.c): one adapted projection of one adapter. */
+enum hs_proj { HS_PROJ_Q, HS_PROJ_K, HS_PROJ_V, HS_PROJ_O, HS_PROJ_GATE, HS_PROJ_UP, HS_PROJ_DOWN, HS_PROJ_COUNT };
+struct hs_lora_mat {
+    int layer;
+    enum hs_proj proj;
+    struct hs_mat a, b; /* F32 views of the adapter's A (r, in) and B (out, r) */
+    float scale;        /* user scale * alpha / r */
+};
+struct hs_ctx_lora {
+    struct hs_lora_mat *mats;
+    int n_mats;
+    int max_r;
+    float *t;  /* (n_batch, max_r) A x */
+    float *u;  /* (n_batch, max out) B (A x) */
+};
+
+/* y (n, ldy) += the adapters' deltas for projection proj of layer l applied to
+ * x (n, ldx). No-op without adapters. */
+int hs_ctx_lora_apply(hs_ctx *ctx, int layer, enum hs_proj proj, const float *x, size_t ldx, int n, float *y,
+                      size_t ldy, hs_err *err);
+void hs_ctx_lora_free(struct hs_ctx_lora *l);
 
 /* Runs the forward pass of a checked batch (n tokens, each with its sequence
  * and position) and fills the logits rows out_rows[0..n_out). Leaves

@@ -205,11 +205,13 @@ static int heads_per_task(const hs_ctx *c, int n) {
     return gs;
 }
 
-static int matmul(hs_ctx *c, const struct hs_mat *w, const float *x, int n, float *y, int layer,
+static int matmul(hs_ctx *c, const struct hs_mat *w, enum hs_proj proj, const float *x, int n, float *y, int layer,
                   const char *what, hs_err *err) {
     int rc = hs_matmul(c->pool, &c->mm, w, x, (size_t)w->n_cols, n, y, (size_t)w->n_rows);
     if (rc)
         return hs_err_set(err, rc, "matmul %s of layer %d failed: %s", what, layer, hs_err_name(rc));
+    if (c->lora)
+        return hs_ctx_lora_apply(c, layer, proj, x, (size_t)w->n_cols, n, y, (size_t)w->n_rows, err);
     return HS_OK;
 }
 
@@ -228,9 +230,9 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
         f.norm_w = ly->attn_norm;
         f.add = l > 0;
         run_rows(c, norm_job, &f, n);
-        if ((rc = matmul(c, &ly->wq, c->xn, n, c->q, l, "attn_q", err)) ||
-            (rc = matmul(c, &ly->wk, c->xn, n, c->kc, l, "attn_k", err)) ||
-            (rc = matmul(c, &ly->wv, c->xn, n, c->vc, l, "attn_v", err)))
+        if ((rc = matmul(c, &ly->wq, HS_PROJ_Q, c->xn, n, c->q, l, "attn_q", err)) ||
+            (rc = matmul(c, &ly->wk, HS_PROJ_K, c->xn, n, c->kc, l, "attn_k", err)) ||
+            (rc = matmul(c, &ly->wv, HS_PROJ_V, c->xn, n, c->vc, l, "attn_v", err)))
             return rc;
         run_rows(c, qkv_job, &f, n);
         if (l == hp->n_layer - 1) {
@@ -254,17 +256,17 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
             attn_job(&f, 0, 1);
         else
             hs_pool_run_shared(c->pool, attn_job, &f);
-        if ((rc = matmul(c, &ly->wo, c->att, n, c->tmp, l, "attn_output", err)))
+        if ((rc = matmul(c, &ly->wo, HS_PROJ_O, c->att, n, c->tmp, l, "attn_output", err)))
             return rc;
         f.norm_w = ly->ffn_norm;
         f.add = true;
         run_rows(c, norm_job, &f, n);
-        if ((rc = matmul(c, &ly->w_gate, c->xn, n, c->gate, l, "ffn_gate", err)) ||
-            (rc = matmul(c, &ly->w_up, c->xn, n, c->up, l, "ffn_up", err)))
+        if ((rc = matmul(c, &ly->w_gate, HS_PROJ_GATE, c->xn, n, c->gate, l, "ffn_gate", err)) ||
+            (rc = matmul(c, &ly->w_up, HS_PROJ_UP, c->xn, n, c->up, l, "ffn_up", err)))
             return rc;
         /* elementwise; 16 KiB of floats per chunk */
         hs_pool_for(c->pool, (long)n * hp->n_ff, 4096, silu_job, &f);
-        if ((rc = matmul(c, &ly->w_down, c->gate, n, c->tmp, l, "ffn_down", err)))
+        if ((rc = matmul(c, &ly->w_down, HS_PROJ_DOWN, c->gate, n, c->tmp, l, "ffn_down", err)))
             return rc;
     }
     run_rows(c, final_job, &f, n);
