@@ -45,7 +45,7 @@ TEST_SUPPORT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/obj/%.o,$(TEST_SUPP
 LIB       := $(BUILD)/libhestia.a
 BIN       := $(BUILD)/hestia
 
-.PHONY: all deps test test-unit check run bench fuzz lint clean valgrind
+.PHONY: all deps test test-unit check run bench fuzz lint clean valgrind quant-table
 # Keep test objects between runs (they are intermediate files of a pattern chain).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -95,6 +95,10 @@ run: all
 
 bench: all
 	scripts/bench.sh $(BIN)
+
+# docs/quantization.md: size, quality and speed of every quantize type (scripts/quant-table.sh)
+quant-table: all
+	scripts/quant-table.sh $(BIN)
 
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
