@@ -17,6 +17,11 @@ int hs_cmd_perplexity(int argc, char **argv);
 int hs_cmd_kld(int argc, char **argv);
 int hs_cmd_lora(int argc, char **argv);
 
+/* perplexity/kld: parses one of their shared value options into p (see
+ * cmd_perplexity.c); 0 on success, else the usage exit code. */
+struct hs_ppl_params;
+int hs_cli_ppl_option(const char *cmd, const char *a, const char *v, struct hs_ppl_params *p);
+
 /* Prints "hestia <cmd>: <message>" on one line to stderr; returns 1. */
 int hs_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same for an hs_err; returns 1. */

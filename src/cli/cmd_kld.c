@@ -39,11 +39,6 @@ static void usage(FILE *f)
                "      --json FILE      also write the numbers as JSON\n");
 }
 
-static int bad_value(const char *flag, const char *v, const char *what)
-{
-    return hs_cli_usage(CMD, "%s: '%s' is not %s", flag, v, what);
-}
-
 /* 0 to go on, 1 after --help, 2 on a usage error (printed). */
 static int parse_args(int argc, char **argv, struct kld_opts *o)
 {
@@ -69,20 +64,10 @@ static int parse_args(int argc, char **argv, struct kld_opts *o)
             o->text = v;
         } else if (!strcmp(a, "--json")) {
             o->json = v;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (hs_parse_int(v, 4, 1 << 20, &o->p.n_ctx))
-                return bad_value(a, v, "an integer >= 4");
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            if (hs_parse_int(v, 1, 1 << 20, &o->p.n_batch))
-                return bad_value(a, v, "a positive integer");
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (hs_parse_int(v, 1, 1024, &o->p.n_threads))
-                return bad_value(a, v, "a thread count (1..1024)");
-        } else if (!strcmp(a, "--chunks")) {
-            if (hs_parse_int(v, 1, 1 << 30, &o->p.n_chunks))
-                return bad_value(a, v, "a positive integer");
         } else {
-            return hs_cli_usage(CMD, "unknown option '%s'", a);
+            int rc = hs_cli_ppl_option(CMD, a, v, &o->p);
+            if (rc)
+                return rc;
         }
     }
     if (!o->base)

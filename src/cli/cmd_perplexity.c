@@ -36,9 +36,27 @@ static void usage(FILE *f)
                "      --json FILE      also write the numbers as JSON\n");
 }
 
-static int bad_value(const char *flag, const char *v, const char *what)
+/* The options perplexity and kld share (chunking, batch, threads): 0 when a
+ * was one of them and v is valid; otherwise the usage error's exit code
+ * (also for an unknown option). */
+int hs_cli_ppl_option(const char *cmd, const char *a, const char *v, struct hs_ppl_params *p)
 {
-    return hs_cli_usage(CMD, "%s: '%s' is not %s", flag, v, what);
+    int *dst, lo, hi;
+    const char *what;
+    if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+        dst = &p->n_ctx, lo = 4, hi = 1 << 20, what = "an integer >= 4";
+    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+        dst = &p->n_batch, lo = 1, hi = 1 << 20, what = "a positive integer";
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        dst = &p->n_threads, lo = 1, hi = 1024, what = "a thread count (1..1024)";
+    } else if (!strcmp(a, "--chunks")) {
+        dst = &p->n_chunks, lo = 1, hi = 1 << 30, what = "a positive integer";
+    } else {
+        return hs_cli_usage(cmd, "unknown option '%s'", a);
+    }
+    if (hs_parse_int(v, lo, hi, dst))
+        return hs_cli_usage(cmd, "%s: '%s' is not %s", a, v, what);
+    return 0;
 }
 
 /* 0 to go on, 1 after --help, 2 on a usage error (printed). */
@@ -64,20 +82,10 @@ static int parse_args(int argc, char **argv, struct ppl_opts *o)
             o->text = v;
         } else if (!strcmp(a, "--json")) {
             o->json = v;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (hs_parse_int(v, 4, 1 << 20, &o->p.n_ctx))
-                return bad_value(a, v, "an integer >= 4");
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            if (hs_parse_int(v, 1, 1 << 20, &o->p.n_batch))
-                return bad_value(a, v, "a positive integer");
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (hs_parse_int(v, 1, 1024, &o->p.n_threads))
-                return bad_value(a, v, "a thread count (1..1024)");
-        } else if (!strcmp(a, "--chunks")) {
-            if (hs_parse_int(v, 1, 1 << 30, &o->p.n_chunks))
-                return bad_value(a, v, "a positive integer");
         } else {
-            return hs_cli_usage(CMD, "unknown option '%s'", a);
+            int rc = hs_cli_ppl_option(CMD, a, v, &o->p);
+            if (rc)
+                return rc;
         }
     }
     if (!o->model)
