@@ -8,7 +8,7 @@
 # Files named *_avx2.c / *_avx512.c get their instruction-set flags; the rest is
 # portable C11 and picks kernels at start-up from cpuid.
 
-PKGS      := jansson libpcre2-8 libutf8proc
+PKGS      := jansson libpcre2-8 libutf8proc libmicrohttpd libcurl sqlite3 libfyaml libsodium libxxhash gsl
 TEST_PKGS := cmocka
 CC        ?= cc
 SAN       ?= 0
@@ -85,6 +85,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/obj/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 
 # The tests always run under ASan + UBSan; they use small models only.
 test:
+	@scripts/install-js.sh
 	@$(MAKE) --no-print-directory -j$(shell nproc) SAN=1 test-unit
 
 test-unit: all $(TEST_BIN)

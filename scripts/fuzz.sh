@@ -25,7 +25,7 @@ CLANG=${CLANG:-clang}
 JOBS=${FUZZ_JOBS:-2}
 command -v "$CLANG" >/dev/null || { echo "fuzz.sh: $CLANG not found (scripts/install-deps.sh installs it)" >&2; exit 1; }
 
-PKGS="jansson libpcre2-8 libutf8proc"
+PKGS="$(sed -n "s/^PKGS *:= *//p" Makefile)"   # the same libraries as the build
 # Same language, defines and includes as the Makefile; sanitizer flags instead of -O2.
 # No -Werror: gcc's `make` enforces warnings, and a clang-only warning in
 # someone's file should not stop the fuzzing.

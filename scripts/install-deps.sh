@@ -5,12 +5,18 @@ set -euo pipefail
 pkgs=(
     build-essential pkg-config clang libclang-rt-14-dev   # compilers; clang for libFuzzer
     libjansson-dev libpcre2-dev libutf8proc-dev           # JSON, regex, Unicode
-    libcmocka-dev valgrind python3                         # tests (python3 writes hostile GGUF files)
+    libmicrohttpd-dev libcurl4-openssl-dev                # HTTP server, HTTP client (upstreams)
+    libsqlite3-dev libfyaml-dev libsodium-dev libxxhash-dev # store, config, key hashing, prefix keys
+    libgsl-dev                                            # statistics
+    libcmocka-dev valgrind python3 curl                   # tests (python3 writes hostile GGUF files)
 )
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js runs the real API clients in the tests; take Debian's only if none is there.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "install-deps: installing ${missing[*]}" >&2
 SUDO=""

@@ -55,6 +55,9 @@ const char *hs_err_name(int code) {
     case HS_EUNSUPPORTED: return "unsupported";
     case HS_ERANGE: return "out of range";
     case HS_ENOTFOUND: return "not found";
+    case HS_EBUSY: return "busy";
+    case HS_ETIMEDOUT: return "timed out";
+    case HS_ECANCELED: return "canceled";
     default: return "unknown error";
     }
 }

@@ -14,6 +14,9 @@ enum {
     HS_EUNSUPPORTED = -5, /* valid but not supported (architecture, type) */
     HS_ERANGE = -6,       /* a value or size out of range (context full) */
     HS_ENOTFOUND = -7,    /* a key, tensor or name does not exist */
+    HS_EBUSY = -8,        /* no room now (queue full); try again later */
+    HS_ETIMEDOUT = -9,    /* a peer or a wait took too long */
+    HS_ECANCELED = -10,   /* stopped on purpose (client gone, shutdown) */
 };
 
 #define HS_ERR_MSG_MAX 512
