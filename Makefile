@@ -3,6 +3,8 @@
 #   make test       unit + integration tests under AddressSanitizer and UBSan (build/san/)
 #   make run        set up and run the default model
 #   make bench      benchmarks on synthetic models (table + JSON in build/bench/)
+#   make bench-serve  serving throughput at 1/4/8/16 clients (build/bench/serve.json)
+#   make load-test  64 clients for LOAD_SECONDS (180) against the release server
 #   make fuzz       every fuzz target for FUZZ_SECONDS each (clang libFuzzer)
 #   make lint       layering and banned-function checks
 # Files named *_avx2.c / *_avx512.c get their instruction-set flags; the rest is
@@ -45,7 +47,7 @@ TEST_SUPPORT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/obj/%.o,$(TEST_SUPP
 LIB       := $(BUILD)/libhestia.a
 BIN       := $(BUILD)/hestia
 
-.PHONY: all deps test test-unit check run bench fuzz lint clean valgrind quant-table
+.PHONY: all deps test test-unit check run bench bench-serve load-test fuzz lint clean valgrind quant-table
 # Keep test objects between runs (they are intermediate files of a pattern chain).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -96,6 +98,17 @@ run: all
 
 bench: all
 	scripts/bench.sh $(BIN)
+
+# hestia serve under 1, 4, 8, 16 concurrent clients (scripts/bench-serve.sh)
+bench-serve: all
+	@scripts/install-js.sh
+	scripts/bench-serve.sh $(BIN)
+
+# the bounded load test of `make test`, longer and on the release build
+LOAD_SECONDS ?= 180
+load-test: all
+	@scripts/install-js.sh
+	HS_BIN=$(abspath $(BIN)) LOAD_SECONDS=$(LOAD_SECONDS) bash tests/integration/serve_load.sh
 
 # docs/quantization.md: size, quality and speed of every quantize type (scripts/quant-table.sh)
 quant-table: all

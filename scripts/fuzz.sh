@@ -63,7 +63,7 @@ stale() { # obj dep-file: true when obj is missing or older than anything it dep
     return 1
 }
 
-lib_src=$(ls src/base/*.c src/gguf/*.c src/tensor/*.c src/model/*.c 2>/dev/null)
+lib_src=$(ls src/base/*.c src/gguf/*.c src/tensor/*.c src/model/*.c src/engine/*.c src/ops/*.c src/server/*.c 2>/dev/null)
 todo=()
 objs=()
 for src in $lib_src; do

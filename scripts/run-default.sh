@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: finds the default model and runs it. Serving over HTTP arrives with
-# `hestia serve`; until then this starts an interactive chat in the terminal
-# (or, without a terminal, one completion).
+# `make run`: finds the default model and serves it with `hestia serve` on
+# 127.0.0.1:8000 (a binary without `serve` falls back to a chat in the terminal,
+# or, without a terminal, one completion).
 set -euo pipefail
 bin=${1:-build/hestia}
 cd "$(dirname "$0")/.."

@@ -22,6 +22,9 @@ static const struct command k_commands[] = {
     {"perplexity", hs_cmd_perplexity, "perplexity of a model on a text"},
     {"kld", hs_cmd_kld, "KL divergence of a quantized model against its f16 parent"},
     {"lora", hs_cmd_lora, "LoRA adapters: convert a PEFT folder, merge into a base model"},
+    {"serve", hs_cmd_serve, "the OpenAI-compatible HTTP server"},
+    {"keys", hs_cmd_keys, "API keys in the store: create, list, revoke"},
+    {"logs", hs_cmd_logs, "request records in the store: export as JSON Lines"},
 };
 
 static void usage(FILE *f) {

@@ -31,6 +31,13 @@ struct hs_sched_params {
     int n_threads;     /* thread pool size; 0 = all CPUs */
     bool prefix_cache; /* reuse cached prompt prefixes; hs_sched_params_default sets true */
     enum hs_kv_type kv_type;
+    /* (addition) Batching changes no answer: every job's tokens are bit for
+     * bit those it gets alone, and a prefix from the cache equals a fresh
+     * computation (hs_ctx_params.batch_invariant). hs_sched_params_default
+     * sets true. Off, prompts run on AMX tiles where the CPU has them
+     * (faster prefill) and batched answers may differ in their last bits,
+     * so greedy choices between near-equal tokens can change. */
+    bool exact_batching;
 };
 void hs_sched_params_default(struct hs_sched_params *p);
 

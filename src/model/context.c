@@ -143,6 +143,7 @@ int hs_ctx_create(const hs_model *m, const struct hs_ctx_params *params, hs_ctx 
     c->kv_dim = hp->n_head_kv * hp->head_dim;
     c->kv_type = p.kv_type;
     c->kv_elem = p.kv_type == HS_KV_F32 ? sizeof(float) : sizeof(hs_fp16);
+    c->mm_flags = p.batch_invariant ? HS_MM_BATCH_INVARIANT : 0;
     if (alloc_all(c) || hs_pool_create(c->n_threads, &c->pool)) {
         hs_ctx_free(c);
         return hs_err_set(err, HS_ENOMEM, "out of memory for a context of %d x %d positions", p.n_seq, p.n_ctx);
@@ -224,7 +225,8 @@ int hs_decode(hs_ctx *c, const struct hs_batch *b, hs_err *err) {
         if (want)
             c->out_rows[c->n_out++] = i;
     }
-    if (c->n_out > c->logits_cap) {
+    c->embd_out = c->embd_mode;
+    if (c->n_out > c->logits_cap && !c->embd_mode) {
         float *nl = falloc((size_t)c->n_out * (size_t)c->hp->n_vocab);
         if (!nl) {
             c->n_out = 0;
@@ -258,9 +260,20 @@ int hs_decode(hs_ctx *c, const struct hs_batch *b, hs_err *err) {
 }
 
 const float *hs_ctx_logits(hs_ctx *c, int i) {
-    if (i < 0 || i >= c->n_batch || c->n_out == 0 || c->out_idx[i] < 0 || c->out_idx[i] >= c->n_out)
+    if (c->embd_out || i < 0 || i >= c->n_batch || c->n_out == 0 || c->out_idx[i] < 0 ||
+        c->out_idx[i] >= c->n_out)
         return NULL;
     return c->logits + (size_t)c->out_idx[i] * (size_t)c->hp->n_vocab;
+}
+
+void hs_ctx_set_embeddings(hs_ctx *c, bool on) { c->embd_mode = on; }
+
+/* The output norm leaves the rows with outputs, compacted, in xn (forward.c). */
+const float *hs_ctx_embeddings(hs_ctx *c, int i) {
+    if (!c->embd_out || i < 0 || i >= c->n_batch || c->n_out == 0 || c->out_idx[i] < 0 ||
+        c->out_idx[i] >= c->n_out)
+        return NULL;
+    return c->xn + (size_t)c->out_idx[i] * (size_t)c->hp->n_embd;
 }
 
 int hs_ctx_n_logits(const hs_ctx *c) { return c->n_out; }

@@ -27,6 +27,13 @@ struct hs_ctx_params {
     int n_batch;   /* most tokens one hs_decode takes; default 512 */
     int n_threads; /* thread pool size; 0 = number of CPUs */
     enum hs_kv_type kv_type; /* default (0) f16 */
+    /* (addition) Every token's results (its cache entries, logits, hidden
+     * state) are bit for bit the same whatever else is in its batch, so that
+     * batching requests changes nobody's answer. Costs speed: no AMX tiles,
+     * and tiles only for the types whose tile kernel is exact against its
+     * dot product (the K-quants with AVX-512); others loop the dot product.
+     * The scheduler sets it; default off. */
+    bool batch_invariant;
 };
 
 /* One forward batch. Token i has id tokens[i], position pos[i] in sequence
@@ -63,6 +70,16 @@ int hs_ctx_n_logits(const hs_ctx *ctx);
 /* n_vocab logits of batch token i (one that asked for logits) of the last
  * hs_decode; NULL if it did not ask. Valid until the next hs_decode. */
 const float *hs_ctx_logits(hs_ctx *ctx, int i);
+
+/* (addition) Embeddings mode: while on, hs_decode computes, for the tokens
+ * that ask for logits, the final hidden state (after the output norm)
+ * instead of logits, and hs_ctx_logits returns NULL. The cache is filled as
+ * usual. Off by default; it may be switched between decodes. */
+void hs_ctx_set_embeddings(hs_ctx *ctx, bool on);
+/* n_embd floats: the final hidden state of batch token i of the last
+ * hs_decode in embeddings mode; NULL if it did not ask for it or the mode was
+ * off. Valid until the next hs_decode. */
+const float *hs_ctx_embeddings(hs_ctx *ctx, int i);
 
 /* LoRA adapters applied at run time, unmerged: each adapted projection
  * computes y = W x + sum_i scales[i] * (alpha_i / r) * B_i (A_i x). Replaces

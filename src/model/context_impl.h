@@ -53,6 +53,9 @@ struct hs_ctx {
     int logits_cap;
 
     struct hs_ctx_lora *lora; /* run-time adapters, or NULL */
+    unsigned mm_flags;        /* hs_matmul_ex flags: HS_MM_BATCH_INVARIANT */
+    bool embd_mode;           /* hidden states (left in xn) instead of logits */
+    bool embd_out;            /* the last decode ran in embeddings mode */
 };
 
 /* Run-time LoRA (lora_ctx.c): one adapted projection of one adapter. */

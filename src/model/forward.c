@@ -15,7 +15,8 @@
  *   tmp = (silu(xn @ w_gate) * (xn @ w_up)) @ w_down
  *
  * and at the end logits = rmsnorm(x += tmp) * output_norm @ output, only for
- * the rows that asked for them. */
+ * the rows that asked for them (in embeddings mode the normed rows are the
+ * result, and the output matmul is skipped). */
 #include "model/context_impl.h"
 #include "model/ops.h"
 
@@ -207,7 +208,7 @@ static int heads_per_task(const hs_ctx *c, int n) {
 
 static int matmul(hs_ctx *c, const struct hs_mat *w, enum hs_proj proj, const float *x, int n, float *y, int layer,
                   const char *what, hs_err *err) {
-    int rc = hs_matmul(c->pool, &c->mm, w, x, (size_t)w->n_cols, n, y, (size_t)w->n_rows);
+    int rc = hs_matmul_ex(c->pool, &c->mm, w, x, (size_t)w->n_cols, n, y, (size_t)w->n_rows, c->mm_flags);
     if (rc)
         return hs_err_set(err, rc, "matmul %s of layer %d failed: %s", what, layer, hs_err_name(rc));
     if (c->lora)
@@ -270,8 +271,10 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
             return rc;
     }
     run_rows(c, final_job, &f, n);
-    rc = hs_matmul(c->pool, &c->mm, &m->output, c->xn, (size_t)hp->n_embd, c->n_out, c->logits,
-                   (size_t)hp->n_vocab);
+    if (c->embd_mode)
+        return HS_OK; /* the hidden states stay in xn (hs_ctx_embeddings) */
+    rc = hs_matmul_ex(c->pool, &c->mm, &m->output, c->xn, (size_t)hp->n_embd, c->n_out, c->logits,
+                      (size_t)hp->n_vocab, c->mm_flags);
     if (rc)
         return hs_err_set(err, rc, "matmul output failed: %s", hs_err_name(rc));
     return HS_OK;

@@ -125,9 +125,9 @@ int hs_ctx_lora_apply(hs_ctx *c, int layer, enum hs_proj proj, const float *x, s
         if (lm->layer != layer || lm->proj != proj || lm->scale == 0)
             continue;
         const size_t r = (size_t)lm->a.n_rows, out = (size_t)lm->b.n_rows;
-        int rc = hs_matmul(c->pool, &c->mm, &lm->a, x, ldx, n, l->t, r);
+        int rc = hs_matmul_ex(c->pool, &c->mm, &lm->a, x, ldx, n, l->t, r, c->mm_flags);
         if (!rc)
-            rc = hs_matmul(c->pool, &c->mm, &lm->b, l->t, r, n, l->u, out);
+            rc = hs_matmul_ex(c->pool, &c->mm, &lm->b, l->t, r, n, l->u, out, c->mm_flags);
         if (rc)
             return hs_err_set(err, rc, "LoRA matmul %s of layer %d failed: %s", proj_names[proj], layer,
                               hs_err_name(rc));

@@ -44,6 +44,9 @@ typedef void (*hs_metrics_engine_fn)(void *user, const char *model, struct hs_me
  * an upstream: it gets counters and histograms only). */
 int hs_metrics_add_model(hs_metrics *m, const char *model, hs_metrics_engine_fn fn, void *user);
 
+/* The Content-Type of the exposition, for GET /metrics. */
+#define HS_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
 /* Appends the whole exposition (# HELP, # TYPE, samples) to out. */
 int hs_metrics_render(hs_metrics *m, hs_buf *out);
 

@@ -16,7 +16,9 @@
 typedef struct hs_store hs_store;
 
 /* Creates the file and its schema if needed (schema versioned; later
- * versions migrate), sets WAL, starts the writer thread. */
+ * versions migrate), sets WAL, starts the writer thread. path is a file name
+ * (not ":memory:": the handle opens the file more than once). A file from a
+ * newer schema is HS_EUNSUPPORTED, one that is not SQLite HS_EFORMAT. */
 int hs_store_open(const char *path, hs_store **out, hs_err *err);
 /* Flushes queued writes, stops the writer, closes. NULL is fine. */
 void hs_store_close(hs_store *s);
@@ -44,7 +46,10 @@ struct hs_request_record {
 };
 
 /* Queues one record (copied). Blocks only if the writer is far behind (the
- * queue is bounded so memory stays flat); never drops. */
+ * queue is bounded so memory stays flat); never drops. The bodies go through
+ * the redactor here, on the caller's thread, before they are queued: callers
+ * need not call hs_store_redact themselves. A second record with an id already
+ * stored is ignored (the first stays). HS_EINVAL without an id. Thread-safe. */
 int hs_store_log_request(hs_store *s, const struct hs_request_record *r, hs_err *err);
 
 /* Body redaction before storage (the hook): returns a malloc'd redacted copy
@@ -55,10 +60,16 @@ typedef char *(*hs_redact_fn)(void *user, const char *text);
 void hs_store_set_redactor(hs_store *s, hs_redact_fn fn, void *user);
 char *hs_store_redact(hs_store *s, const char *text); /* applies the hook; malloc'd result */
 
-/* Count of records (for tests and reports); endpoint NULL = all. */
+/* Count of records (for tests and reports); endpoint NULL = all. Flushes
+ * this handle's queue first; -1 when the file cannot be read. */
 int64_t hs_store_count_requests(hs_store *s, const char *endpoint);
 /* Writes every record as one JSON object per line, oldest first, bodies
- * included when stored. since_ms 0 = all. */
+ * included when stored. since_ms 0 = all. Flushes this handle's queue first
+ * and reads a snapshot through a connection of its own (the server goes on).
+ * Fields: id, ts_ms, time (ISO 8601 UTC), endpoint, key_name, client, user,
+ * model, backend, stream, status, error, finish_reason, tokens_in, tokens_out,
+ * tokens_cached, queue_ms, ttft_ms, latency_ms (null when absent), and
+ * request_body / response_body only when stored. */
 int hs_store_export_jsonl(hs_store *s, FILE *out, int64_t since_ms, hs_err *err);
 
 /* ---- API keys ---- */
@@ -74,6 +85,9 @@ struct hs_key_info {
     char prefix[16];    /* the key's first characters, for people to tell keys apart */
 };
 
+/* Bytes key_out needs in hs_store_key_create: "hs-" + 43 + NUL. */
+#define HS_STORE_KEY_CAP 47
+
 /* Creates a key: a random secret (libsodium), returned once in key_out as
  * "hs-" + 43 base64url characters; the store keeps only its hash. Names are
  * unique among active keys (HS_EINVAL otherwise). */
@@ -83,7 +97,8 @@ int hs_store_key_create(hs_store *s, const char *name, enum hs_key_scope scope, 
 int hs_store_key_revoke(hs_store *s, const char *name, hs_err *err);
 /* Calls fn for every key, active and revoked, oldest first. */
 int hs_store_key_list(hs_store *s, void (*fn)(void *user, const struct hs_key_info *k), void *user, hs_err *err);
-/* Active keys now (0 = the server runs open on loopback). */
+/* Active keys now (0 = the server runs open on loopback); a negative HS_E*
+ * code when the file cannot be read. */
 int hs_store_key_count(hs_store *s);
 /* Checks a presented key in constant time against the active keys' hashes.
  * Keys created or revoked by another process (the cli) are seen within 2 s.

@@ -44,7 +44,11 @@ struct hs_oai_choice {
 };
 
 /* A whole answer: chat.completion or text_completion (kind). created is unix
- * seconds. */
+ * seconds. usage NULL = no "usage" field. Log-probabilities below -9999 (or
+ * -inf) are written as -9999.0, as OpenAI does. text_completion logprobs:
+ * text_offset counts bytes from the start of the text in this object, and in
+ * the top_logprobs maps a NUL byte in a token is written as U+FFFD (many JSON
+ * parsers refuse NUL in keys; the "tokens" list keeps it as \u0000). */
 json_t *hs_oai_completion(enum hs_req_kind kind, const char *id, int64_t created, const char *model,
                           const struct hs_oai_choice *choices, int n_choices, const struct hs_oai_usage *usage);
 
@@ -67,7 +71,18 @@ json_t *hs_oai_embeddings(const char *model, const float *const *vectors, int n,
 /* One entry of GET /v1/models: {"id","object":"model","created","owned_by"}. */
 json_t *hs_oai_model(const char *id, int64_t created, const char *owned_by);
 
-/* Appends "data: <compact json>\n\n" (SSE). */
+/* Text as a JSON string: bytes that are not valid UTF-8 become U+FFFD (one
+ * per maximal invalid subpart, as the WHATWG decoder does). s NULL = "".
+ * New reference, NULL when out of memory. */
+json_t *hs_oai_text(const char *s, size_t len);
+/* The same as a new NUL-terminated C string (free with hs_free); *out_len
+ * (if non-NULL) gets its length. NULL when out of memory. */
+char *hs_oai_utf8_clean(const char *s, size_t len, size_t *out_len);
+/* Appends obj as compact JSON with floats at 9 significant digits (enough to
+ * round-trip every float32; jansson's default prints 17). HS_OK / HS_ENOMEM. */
+int hs_oai_dump(hs_buf *out, const json_t *obj);
+
+/* Appends "data: <compact json>\n\n" (SSE); on failure appends nothing. */
 int hs_sse_append(hs_buf *out, const json_t *obj);
 /* Appends "data: [DONE]\n\n". */
 int hs_sse_done(hs_buf *out);

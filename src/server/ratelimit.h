@@ -8,13 +8,19 @@
 #include "server/config.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct hs_ratelimit hs_ratelimit;
 
 int hs_ratelimit_create(const struct hs_rate_limit *limits, hs_ratelimit **out);
 void hs_ratelimit_free(hs_ratelimit *rl);
-/* True when any limit is on. */
+/* Past this many subjects the least recently active one is forgotten
+ * (default 65536; memory is about 256 bytes per enabled limit per subject). */
+void hs_ratelimit_set_max_subjects(hs_ratelimit *rl, size_t max_subjects);
+/* How many subjects are remembered now (tests, metrics). */
+size_t hs_ratelimit_subjects(hs_ratelimit *rl);
+/* True when any limit is on (false for NULL: a NULL limiter admits all). */
 bool hs_ratelimit_enabled(const hs_ratelimit *rl);
 
 /* What the x-ratelimit-* headers say (OpenAI's names): limit-requests,

@@ -30,14 +30,16 @@ bool hs_api_error_set(struct hs_api_error *e, int status, const char *type, cons
 
 struct hs_req_limits {
     size_t max_body_bytes; /* checked by the HTTP layer before parsing (413) */
-    int max_messages;      /* default 20 */
-    int max_input_tokens;  /* default 4000; checked after tokenizing (hs_req_check_tokens) */
+    int max_messages;      /* default 20; 0 = no limit */
+    int max_input_tokens;  /* default 4000 (0 = no limit); checked after tokenizing (hs_req_check_tokens) */
 };
 
 enum hs_req_kind { HS_REQ_CHAT = 1, HS_REQ_COMPLETION, HS_REQ_EMBEDDING };
 
-/* A chat completion, text completion or embeddings request. Strings point
- * into root (kept alive by the request) or into memory the request owns. */
+/* A chat completion, text completion or embeddings request. Every string and
+ * array it points to is owned by the request (copied out of root), so root
+ * may be edited or released independently; roles and encoding_format are
+ * static strings. "developer" messages come out with role "system". */
 struct hs_gen_request {
     enum hs_req_kind kind;
     json_t *root;          /* the parsed body (owned); forwarded as is to upstreams */
@@ -63,12 +65,15 @@ struct hs_gen_request {
     bool logprobs;         /* chat: logprobs true; completion: logprobs given */
     int top_logprobs;      /* 0..20 */
     bool echo;             /* completion: echo the prompt */
+    bool ignore_eos;       /* extension (as llama.cpp's server): generate past end-of-text tokens */
     const char *user;
     const char *encoding_format; /* embeddings: "float" (default) or "base64" */
+    int dimensions;        /* embeddings: the size asked for; 0 = not given (the model's own) */
 };
 
 /* Parses body as the given kind. On failure returns false with e filled
- * (status 400; type invalid_request_error; param names the field). */
+ * (status 400; type invalid_request_error; param names the field) and out
+ * left empty (hs_req_free on it is harmless). lim NULL = the defaults. */
 bool hs_req_parse(enum hs_req_kind kind, const char *body, size_t len, const struct hs_req_limits *lim,
                   struct hs_gen_request *out, struct hs_api_error *e);
 void hs_req_free(struct hs_gen_request *r);

@@ -70,6 +70,7 @@ struct mm_job {
     size_t ldy;
     long rows_per_chunk, toks_per_chunk;
     long n_row_chunks, n_chunks;
+    bool tiles; /* the tile kernel, else vec_dot per (row, token) */
     atomic_long next;
 };
 
@@ -111,7 +112,7 @@ static void mm_worker(void *arg, int ith, int nth) {
     struct mm_job *j = arg;
     (void)ith;
     (void)nth;
-    const bool tiles = j->k->gemm && j->n_tok > 1;
+    const bool tiles = j->tiles;
     for (;;) {
         const long c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (c >= j->n_chunks)
@@ -139,7 +140,7 @@ static long round_up(long v, long m) { return (v + m - 1) / m * m; }
  * noise. */
 static void plan_chunks(struct mm_job *j, int nth) {
     const long n_rows = (long)j->w->n_rows;
-    const bool tiles = j->k->gemm && j->n_tok > 1;
+    const bool tiles = j->tiles;
     const long tr = tiles ? j->k->gemm_rows : 1, tc = tiles ? j->k->gemm_cols : 1;
     const size_t budget = 128 * 1024;
     long rows, toks;
@@ -309,6 +310,12 @@ static int matmul_amx(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat
 
 int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
               int n_tok, float *y, size_t ldy) {
+    return hs_matmul_ex(pool, scratch, w, x, ldx, n_tok, y, ldy, 0);
+}
+
+int hs_matmul_ex(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
+                 int n_tok, float *y, size_t ldy, unsigned flags) {
+    const bool invariant = flags & HS_MM_BATCH_INVARIANT;
     const struct hs_qtype *qt = hs_qtype(w->type);
     if (!qt)
         return HS_EUNSUPPORTED;
@@ -319,7 +326,7 @@ int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, con
         return HS_EUNSUPPORTED;
     if ((w->type == HS_TYPE_Q8_0 || w->type == HS_TYPE_Q4_0 || w->type == HS_TYPE_Q5_0 || w->type == HS_TYPE_Q4_K ||
          w->type == HS_TYPE_Q6_K) &&
-        n_tok >= AMX_MIN_TOK && hs_amx_enabled())
+        n_tok >= AMX_MIN_TOK && !invariant && hs_amx_enabled())
         return matmul_amx(pool, scratch, w, x, ldx, n_tok, y, ldy);
     const void *q = x;
     size_t q_row = ldx * sizeof(float);
@@ -335,6 +342,7 @@ int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, con
         q = scratch->buf;
     }
     struct mm_job j = {.w = w, .k = k, .q = q, .q_row = q_row, .n_tok = n_tok, .y = y, .ldy = ldy};
+    j.tiles = k->gemm && n_tok > 1 && (!invariant || k->gemm_exact);
     atomic_init(&j.next, 0);
     plan_chunks(&j, hs_pool_size(pool));
     hs_pool_run_shared(pool, mm_worker, &j);

@@ -38,6 +38,18 @@ void hs_mm_scratch_free(hs_mm_scratch *s);
 int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
               int n_tok, float *y, size_t ldy);
 
+/* (addition) hs_matmul with a choice of kernels. HS_MM_BATCH_INVARIANT: each
+ * token's row of y comes out bit for bit the same whatever the other tokens
+ * of the call (how many, which, where this one sits): no AMX (its
+ * activations are Q8_0, not the dot products' type), and tiles only where
+ * the tile kernel is exact against vec_dot (hs_qtype_kernels: gemm_exact);
+ * other types loop vec_dot. A server needs it, so that batching requests
+ * changes nobody's answer; it costs prompt speed (AMX) and, for types
+ * without exact tiles, batch speed. */
+enum { HS_MM_BATCH_INVARIANT = 1 };
+int hs_matmul_ex(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
+                 int n_tok, float *y, size_t ldy, unsigned flags);
+
 /* Copies row `row` of W into out (n_cols floats): embedding lookups. */
 int hs_mat_get_row(const struct hs_mat *w, int64_t row, float *out);
 

@@ -9,51 +9,29 @@
  * activations): sum(sc * (u - off) * y) = sum(sc * u * y) - off * sum(sc *
  * bsum), and dmin * sum(m * bsum) for the types with mins, which have their
  * own float factor. Integer sums are exact; per block they are scaled in
- * float, 16 lanes at a time, and the lanes are summed once at the end. */
+ * float, 16 lanes at a time, and the lanes are summed once at the end.
+ *
+ * The float steps are exactly those of the tile kernels in
+ * q_k_gemm_avx512.c (per block: the sums times d * yd, then the mins' sums
+ * times -dmin * yd, each a multiply-add into one 16-lane accumulator; at the
+ * end qk_hsum_tile), so that one token gives the same bits alone (here) as
+ * in a batch (there). */
 #include "tensor/q_k_avx512_impl.h"
 
-static inline float hsum512(__m512 v)
+/* One block's float step for the types with mins: the 16 lanes of sum(sc *
+ * u * y) times d * yd, then the 8 lanes of sum(m * bsum) times -dmin * yd. */
+static inline __m512 fold_mins(__m512 accf, __m512i acc, __m256i mm, const hs_fp16 *d, const hs_fp16 *dmin,
+                               float yd)
 {
-    return _mm512_reduce_add_ps(v);
+    const __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(_cvtsh_ss(*d) * yd), accf);
+    return _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mm)), _mm512_set1_ps(-_cvtsh_ss(*dmin) * yd),
+                           a);
 }
 
-static inline float hsum256(__m256 v)
+/* One block's float step for the types with an offset (Q3_K, Q6_K). */
+static inline __m512 fold_d(__m512 accf, __m512i acc, const hs_fp16 *d, float yd)
 {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* Folds one block's integer sums into the float accumulator: the 16 lanes of
- * sum(sc * u * y) become 8, the 8 lanes of sum(m * bsum) (lanes 0-7 of mm)
- * go beside them, and one multiply-add scales them by [d * yd x8 | dmin * yd
- * x8]. The low half of the accumulator adds up to the d part, the high half
- * to the dmin part, which hsum_d_minus_dmin subtracts. dm points at the
- * block's d, dmin (two adjacent halves). */
-static inline __m512 fold_d_dmin(__m512 accf, __m512i acc, __m256i mm, const void *dm, float yd)
-{
-    const __m256i a8 = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(a8), mm, 1);
-    const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_loadu_si32(dm)), _mm_set1_ps(yd));
-    const __m512 fv = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-                                            _mm512_castps128_ps512(f));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(both), fv, accf);
-}
-
-static inline float hsum_d_minus_dmin(__m512 accf)
-{
-    const __m256 lo = _mm512_castps512_ps256(accf);
-    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(accf), 1));
-    return hsum256(_mm256_sub_ps(lo, hi));
-}
-
-/* Float factor d * yd broadcast, for a half at p (4 bytes ending at p + 2 are
- * read, so that the last block of a row is never read past). */
-static inline __m512 d_times(const uint8_t *p_minus_2, float yd)
-{
-    const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_loadu_si32(p_minus_2)), _mm_set1_ps(yd));
-    return _mm512_permutexvar_ps(_mm512_set1_epi32(1), _mm512_castps128_ps512(f));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(_cvtsh_ss(*d) * yd), accf);
 }
 
 /* ----------------------------------------------------------------- Q8_K -- */
@@ -126,9 +104,9 @@ void hs_q2_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
         scv[1] = _mm512_permutexvar_epi16(idx1, sc);
         const __m512i acc = qk_dot256(qk_zero(), u, scv, y[i].qs);
         const __m256i mm = _mm256_madd_epi16(qk_bsums(&y[i]), mn);
-        accf = fold_d_dmin(accf, acc, mm, &x[i].d, y[i].d);
+        accf = fold_mins(accf, acc, mm, &x[i].d, &x[i].dmin, y[i].d);
     }
-    *s = hsum_d_minus_dmin(accf);
+    *s = qk_hsum_tile(accf);
 }
 
 /* ----------------------------------------------------------------- Q3_K -- */
@@ -153,9 +131,9 @@ void hs_q3_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
         const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(qk_bsums(&y[i]), sc16), 2);
         __m512i acc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(corr));
         acc = qk_dot256(acc, u, scv, y[i].qs);
-        accf = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), d_times((const uint8_t *)&x[i].d - 2, y[i].d), accf);
+        accf = fold_d(accf, acc, &x[i].d, y[i].d);
     }
-    *s = hsum512(accf);
+    *s = qk_hsum_tile(accf);
 }
 
 /* ----------------------------------------------------------- Q4_K, Q5_K -- */
@@ -177,9 +155,9 @@ void hs_q4_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
         scv[1] = _mm512_permutexvar_epi16(idx1, v16);
         const __m512i acc = qk_dot256(qk_zero(), u, scv, y[i].qs);
         const __m256i mm = _mm256_madd_epi16(qk_bsums(&y[i]), qk_q45_mins(v16y));
-        accf = fold_d_dmin(accf, acc, mm, &x[i].d, y[i].d);
+        accf = fold_mins(accf, acc, mm, &x[i].d, &x[i].dmin, y[i].d);
     }
-    *s = hsum_d_minus_dmin(accf);
+    *s = qk_hsum_tile(accf);
 }
 
 void hs_q5_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
@@ -200,9 +178,9 @@ void hs_q5_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
         scv[1] = _mm512_permutexvar_epi16(idx1, v16);
         const __m512i acc = qk_dot256(qk_zero(), u, scv, y[i].qs);
         const __m256i mm = _mm256_madd_epi16(qk_bsums(&y[i]), qk_q45_mins(v16y));
-        accf = fold_d_dmin(accf, acc, mm, &x[i].d, y[i].d);
+        accf = fold_mins(accf, acc, mm, &x[i].d, &x[i].dmin, y[i].d);
     }
-    *s = hsum_d_minus_dmin(accf);
+    *s = qk_hsum_tile(accf);
 }
 
 /* ----------------------------------------------------------------- Q6_K -- */
@@ -226,8 +204,7 @@ void hs_q6_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
         const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(qk_bsums(&y[i]), sc16), 5);
         __m512i acc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(corr));
         acc = qk_dot256(acc, u, scv, y[i].qs);
-        accf = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), d_times((const uint8_t *)x[i].scales + 14, y[i].d),
-                               accf);
+        accf = fold_d(accf, acc, &x[i].d, y[i].d);
     }
-    *s = hsum512(accf);
+    *s = qk_hsum_tile(accf);
 }

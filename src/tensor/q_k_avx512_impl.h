@@ -109,6 +109,21 @@ static inline __m512i qk_dot256(__m512i acc, const __m512i u[4], const __m512i s
     return acc;
 }
 
+/* The sum of v's 16 lanes, in the order the tile kernel's transposing tree
+ * adds a row (q_k_gemm_avx512.c, store_tile): within each 128-bit lane
+ * (x0 + x2) + (x1 + x3), then lanes (0 + 2) + (1 + 3). The dot products
+ * end with it too, so that a row against a token gives the same bits from
+ * vec_dot as from a tile, whatever the tile's size: a batch then computes
+ * each of its tokens exactly as it would alone (the scheduler relies on it). */
+static inline float qk_hsum_tile(__m512 v)
+{
+    const __m512 a = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4e)); /* x0 + x2, x1 + x3 per lane */
+    const __m512 b = _mm512_add_ps(a, _mm512_permute_ps(a, 0xb1)); /* (x0 + x2) + (x1 + x3) */
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1));
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(b), hi);
+    return _mm_cvtss_f32(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+
 /* The 8 six-bit scales and 8 mins of a Q4_K/Q5_K block as int16 elements
  * 0-7 (scales) and 8-15 (mins) of a zmm. Layout (q_k.c, pack_scale_min):
  * bytes 0-3 carry scales 0-3 and bytes 4-7 mins 0-3 in their low 6 bits;

@@ -13,7 +13,13 @@
  * keeps a 16-lane float accumulator in L1 (its load and store go to the load
  * and store ports, which are idle), the products d * yd are computed 16 at a
  * time per row and block and read back as broadcast operands, and the final
- * sums are reduced four rows at a time by a transposing add tree. */
+ * sums are reduced four rows at a time by a transposing add tree.
+ *
+ * Each (row, token) result is bit for bit what hs_q*_k_vec_dot_avx512 gives
+ * for that pair: the same integer sums, the same float multiply-adds per
+ * block in the same order, the same final reduction (qk_hsum_tile) for a
+ * partial tile as for a full one. So a token's result does not depend on the
+ * batch it is in (qtype.h: gemm_exact). */
 #include "tensor/q_k_avx512_impl.h"
 
 #define TR HS_Q_K_GEMM_ROWS
@@ -46,7 +52,7 @@ static void store_tile(float *s, size_t ldc, const tile_acc *acc, int nr, int nc
                           _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
         } else {
             for (int r = 0; r < nr; r++)
-                s[(size_t)c * ldc + r] = _mm512_reduce_add_ps(acc->v[r][c]);
+                s[(size_t)c * ldc + r] = qk_hsum_tile(acc->v[r][c]);
         }
     }
 }

@@ -195,7 +195,8 @@ static struct hs_qtype_kernels k_kernels[HS_TYPE_COUNT][3] = {
                                .vec_dot = hs_q2_k_vec_dot_avx512,
                                .gemm = hs_q2_k_gemm_avx512,
                                .gemm_rows = HS_Q_K_GEMM_ROWS,
-                               .gemm_cols = HS_Q_K_GEMM_COLS},
+                               .gemm_cols = HS_Q_K_GEMM_COLS,
+                               .gemm_exact = true},
         },
     [HS_TYPE_Q3_K] =
         {
@@ -205,7 +206,8 @@ static struct hs_qtype_kernels k_kernels[HS_TYPE_COUNT][3] = {
                                .vec_dot = hs_q3_k_vec_dot_avx512,
                                .gemm = hs_q3_k_gemm_avx512,
                                .gemm_rows = HS_Q_K_GEMM_ROWS,
-                               .gemm_cols = HS_Q_K_GEMM_COLS},
+                               .gemm_cols = HS_Q_K_GEMM_COLS,
+                               .gemm_exact = true},
         },
     [HS_TYPE_Q4_K] =
         {
@@ -215,7 +217,8 @@ static struct hs_qtype_kernels k_kernels[HS_TYPE_COUNT][3] = {
                                .vec_dot = hs_q4_k_vec_dot_avx512,
                                .gemm = hs_q4_k_gemm_avx512,
                                .gemm_rows = HS_Q_K_GEMM_ROWS,
-                               .gemm_cols = HS_Q_K_GEMM_COLS},
+                               .gemm_cols = HS_Q_K_GEMM_COLS,
+                               .gemm_exact = true},
         },
     [HS_TYPE_Q5_K] =
         {
@@ -225,7 +228,8 @@ static struct hs_qtype_kernels k_kernels[HS_TYPE_COUNT][3] = {
                                .vec_dot = hs_q5_k_vec_dot_avx512,
                                .gemm = hs_q5_k_gemm_avx512,
                                .gemm_rows = HS_Q_K_GEMM_ROWS,
-                               .gemm_cols = HS_Q_K_GEMM_COLS},
+                               .gemm_cols = HS_Q_K_GEMM_COLS,
+                               .gemm_exact = true},
         },
     [HS_TYPE_Q6_K] =
         {
@@ -235,7 +239,8 @@ static struct hs_qtype_kernels k_kernels[HS_TYPE_COUNT][3] = {
                                .vec_dot = hs_q6_k_vec_dot_avx512,
                                .gemm = hs_q6_k_gemm_avx512,
                                .gemm_rows = HS_Q_K_GEMM_ROWS,
-                               .gemm_cols = HS_Q_K_GEMM_COLS},
+                               .gemm_cols = HS_Q_K_GEMM_COLS,
+                               .gemm_exact = true},
         },
     [HS_TYPE_Q8_K] =
         {

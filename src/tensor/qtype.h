@@ -52,6 +52,11 @@ struct hs_qtype_kernels {
     hs_to_float_fn to_float;     /* fast dequantizer */
     hs_gemm_fn gemm;             /* optional tile kernel (NULL: loop vec_dot) */
     int gemm_rows, gemm_cols;
+    /* (addition) gemm's s[c * ldc + r] equals vec_dot's result for the same
+     * row and token bit for bit, whatever nr, nc and the token's place in the
+     * tile: a batch then computes each token exactly as it would alone, so
+     * hs_matmul_ex's HS_MM_BATCH_INVARIANT may use the tiles. */
+    bool gemm_exact;
 };
 
 /* Row of the format table; NULL when hestia has no kernels for the type. */

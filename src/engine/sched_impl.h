@@ -1,0 +1,157 @@
+/* Internal to engine/: the layouts of hs_sched and hs_job, shared by
+ * sched.c (the thread and its steps), sched_token.c (what happens to a row
+ * of logits), sched_prefix.c (which slot a prompt goes to), sched_embed.c
+ * (embeddings in the spare slot) and job.c (a job's events and lifetime).
+ *
+ * Threads and locks. The scheduler thread alone touches the context, the
+ * slots and the fields of a job marked "scheduler thread". s->mu guards the
+ * waiting queue, the counters, the flags and the embedding requests; j->mu
+ * guards a job's event queue and its end. Lock order: j->mu, then s->mu
+ * (hs_job_cancel wakes the scheduler while it holds its job); so the
+ * scheduler never takes a job's lock while it holds s->mu. */
+#ifndef HS_ENGINE_SCHED_IMPL_H
+#define HS_ENGINE_SCHED_IMPL_H
+
+#include "base/buf.h"
+#include "engine/sched.h"
+#include "model/tokenizer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum hs_job_state {
+    HS_JOB_QUEUED, /* waiting for a slot */
+    HS_JOB_PROMPT, /* in a slot, prompt not all in the cache yet */
+    HS_JOB_GEN,    /* generating: `pending` goes into the next step */
+    HS_JOB_ENDED,  /* DONE or ERROR sent */
+};
+
+struct hs_job {
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        /* an event arrived */
+    int refs;                 /* the consumer's and, until the job ends, the scheduler's */
+    struct hs_job_event *evq; /* ring of events not yet taken */
+    int ev_head, ev_len, ev_cap;
+    bool ended;               /* the last event (DONE or ERROR) is queued */
+    struct hs_job_event last; /* a copy of it, handed out again once the queue is empty */
+    hs_sched *s;              /* NULL once ended: a cancel then has nobody to wake */
+    atomic_bool cancel;       /* the consumer is gone; read by the scheduler each step */
+
+    /* Set at submit, read-only afterwards. */
+    int32_t *prompt;
+    int n_prompt;
+    int max_tokens;
+    int top_logprobs;
+    bool ignore_eos;
+    struct hs_sampler_params sampling;
+    double t_submit; /* ms */
+
+    /* Scheduler thread (and the submitting thread before the job is queued). */
+    hs_job *next; /* waiting-queue link */
+    enum hs_job_state state;
+    int slot;
+    int n_past;      /* tokens of the job's sequence in the cache */
+    int n_cached;    /* of the prompt, reused from the prefix cache */
+    int n_gen;       /* tokens sampled */
+    int32_t pending; /* HS_JOB_GEN: the last sampled token, decoded next step */
+    hs_sampler *smp; /* from admission to the end */
+    hs_stop *stop;
+    hs_buf piece;            /* the text of one token */
+    double t_admit, t_first; /* ms; 0 until then */
+};
+
+/* One sequence slot of the context. What its cache holds stays after its job
+ * ends: that is the prefix cache. */
+struct hs_slot {
+    int32_t *tokens;    /* (n_ctx) the tokens of positions 0 .. n_tokens-1 */
+    int n_tokens;       /* equals hs_ctx_seq_len of the slot */
+    hs_job *job;        /* the running job, or NULL when free */
+    uint64_t last_used; /* step of its last job's end: the oldest free slot goes first */
+};
+
+/* A caller of hs_sched_embed waits on done_cv until `done`. */
+struct hs_embed_req {
+    const int32_t *tokens;
+    int n;
+    float *out;
+    int rc;
+    hs_err err;
+    bool done;
+    struct hs_embed_req *next;
+};
+
+struct hs_sched {
+    const hs_model *m;
+    const hs_tok *tok;
+    struct hs_sched_params p; /* with the defaults filled in */
+    int n_ctx, n_vocab, n_embd;
+    hs_ctx *ctx;  /* n_slots + 1 sequences; the last one computes embeddings */
+    int embd_seq; /* = p.n_slots */
+    pthread_t thread;
+
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* wakes the scheduler thread */
+    pthread_cond_t done_cv; /* a job ended or an embedding is done */
+    hs_job *q_head, *q_tail;
+    int n_queued, n_running;
+    int n_live; /* accepted and not yet ended (their last event queued) */
+    struct hs_embed_req *emb_head, *emb_tail;
+    bool stopping; /* hs_sched_free: cut everything and exit */
+    bool draining; /* refuse new work */
+    bool cut;      /* drain ran out of time: cut what is left */
+    struct hs_sched_stats stats;
+
+    /* Scheduler thread. */
+    struct hs_slot *slots; /* (n_slots) */
+    hs_job **active;       /* (n_slots) running jobs in the order they were admitted */
+    int n_active;
+    hs_job **tmp_jobs;              /* (n_slots) a copy of active to walk while jobs end */
+    int32_t *b_tok, *b_pos, *b_seq; /* (n_batch) the step's batch */
+    int8_t *b_logits;
+    hs_job **b_job;  /* (n_batch) the job of each row */
+    double *emb_sum; /* (n_embd) pooling accumulator */
+    uint64_t step;   /* steps run */
+};
+
+/* ---- job.c ---- */
+
+/* A job with a copy of the prompt and a stop matcher; refs 2. NULL on
+ * HS_ENOMEM / HS_EINVAL (stop strings), with err set. */
+int hs_job_create(const struct hs_job_params *p, hs_job **out, hs_err *err);
+/* Drops one reference; the last one frees the job. */
+void hs_job_unref(hs_job *j);
+/* Queues a TOKEN event; takes ownership of ev->text. */
+void hs_job_push(hs_job *j, struct hs_job_event *ev);
+/* Queues the last event (DONE or ERROR; takes ownership of ev->text), so the
+ * job ends for its consumer. Does not drop the scheduler's reference. */
+void hs_job_push_end(hs_job *j, struct hs_job_event *ev);
+double hs_sched_now_ms(void);
+
+/* ---- sched_token.c ---- */
+
+/* Samples the job's next token from its row of logits and sends it; may end
+ * the job (hs_sched_end_job). */
+void hs_sched_on_logits(hs_sched *s, hs_job *j, const float *logits);
+/* Ends a running or queued job: sends DONE (finish_reason non-NULL) or ERROR
+ * (err_code, msg), frees its slot, drops the scheduler's reference. */
+void hs_sched_end_job(hs_sched *s, hs_job *j, const char *finish_reason, int err_code, const char *msg);
+
+/* ---- sched_prefix.c ---- */
+
+struct hs_slot_pick {
+    int slot;    /* the free slot the job goes to */
+    int src;     /* the slot whose cache gives the reused prefix (may be slot) */
+    int n_reuse; /* positions reused: at most n_prompt - 1 */
+};
+/* Chooses a slot for a prompt (at least one slot must be free). */
+void hs_sched_pick_slot(const struct hs_slot *slots, int n_slots, const int32_t *prompt, int n_prompt,
+                        bool prefix_cache, struct hs_slot_pick *out);
+
+/* ---- sched_embed.c ---- */
+
+/* Runs one embedding request in the spare slot (scheduler thread). */
+void hs_sched_run_embed(hs_sched *s, struct hs_embed_req *r);
+
+#endif

@@ -1,0 +1,669 @@
+/* The server's YAML configuration (libfyaml's document API).
+ *
+ * The layout is described by tables of fields (key, type, where it goes,
+ * range), one table per mapping, so a new setting is a new row. Every error
+ * reads "FILE:LINE: KEY.PATH: what is wrong", with the line of the offending
+ * key or value. Keys that no table knows are errors: a misspelt limit must
+ * not be silently ignored.
+ *
+ * YAML aliases (*name) are refused rather than resolved: the file is small
+ * and hand-written, and refusing them rules out "billion laughs" inputs. */
+#include "server/config.h"
+
+#include "base/buf.h"
+#include "base/mem.h"
+#include "base/parse.h"
+
+#include <libfyaml.h>
+#include <utf8proc.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+/* --- defaults and small helpers --- */
+
+void hs_serve_config_default(struct hs_serve_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    /* a failed strdup leaves NULL, which hs_serve_config_check reports */
+    c->host = hs_strdup("127.0.0.1");
+    c->port = 8000;
+    c->parallel = 4;
+    c->n_batch = 512;
+    c->queue_max = 64;
+    c->timeout_s = 30;
+    c->max_connections = 256;
+    c->store_path = hs_strdup("./hestia.db");
+    c->max_body_bytes = 1u << 20;
+    c->max_messages = 20;
+    c->max_input_tokens = 4000;
+}
+
+int hs_serve_config_set_str(char **field, const char *value)
+{
+    char *copy = NULL;
+    if (value) {
+        copy = hs_strdup(value);
+        if (!copy)
+            return HS_ENOMEM;
+    }
+    hs_free(*field);
+    *field = copy;
+    return HS_OK;
+}
+
+static void model_free(struct hs_model_entry *m)
+{
+    hs_free(m->name);
+    hs_free(m->path);
+    hs_free(m->chat_template);
+    hs_free(m->upstream_url);
+    hs_free(m->upstream_key);
+    hs_free(m->upstream_model);
+    memset(m, 0, sizeof(*m));
+}
+
+static void models_free(struct hs_model_entry *models, int n)
+{
+    for (int i = 0; i < n; i++)
+        model_free(&models[i]);
+    hs_free(models);
+}
+
+void hs_serve_config_free(struct hs_serve_config *c)
+{
+    if (!c)
+        return;
+    hs_free(c->host);
+    hs_free(c->store_path);
+    models_free(c->models, c->n_models);
+    memset(c, 0, sizeof(*c));
+}
+
+/* --- the tables --- */
+
+enum ftype {
+    F_STR,    /* char *, owned; null/~/empty plain scalar = NULL */
+    F_INT,    /* int in [min, max] */
+    F_SIZE,   /* size_t in [min, max] */
+    F_BOOL,   /* true / false */
+    F_MAP,    /* a nested mapping described by sub (off moves the base) */
+    F_MODELS, /* the models list */
+};
+
+struct field {
+    const char *key;
+    enum ftype type;
+    size_t off;
+    int64_t min, max;
+    const struct field *sub; /* F_MAP: rows up to one with key NULL */
+};
+
+#define CFG(f) offsetof(struct hs_serve_config, f)
+#define RATE(f) offsetof(struct hs_rate_limit, f)
+#define MODEL(f) offsetof(struct hs_model_entry, f)
+
+static const struct field server_fields[] = {
+    {"host", F_STR, CFG(host), 0, 0, NULL},
+    {"port", F_INT, CFG(port), 0, 65535, NULL},
+    {"parallel", F_INT, CFG(parallel), 1, 1024, NULL},
+    {"ctx", F_INT, CFG(n_ctx), 0, 1 << 24, NULL},
+    {"threads", F_INT, CFG(threads), 0, 4096, NULL},
+    {"batch", F_INT, CFG(n_batch), 1, 1 << 20, NULL},
+    {"queue", F_INT, CFG(queue_max), 0, 1 << 20, NULL},
+    {"insecure", F_BOOL, CFG(insecure), 0, 0, NULL},
+    {"timeout_s", F_INT, CFG(timeout_s), 1, 86400, NULL},
+    {"max_connections", F_INT, CFG(max_connections), 1, 1 << 20, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field store_fields[] = {
+    {"path", F_STR, CFG(store_path), 0, 0, NULL},
+    {"log_bodies", F_BOOL, CFG(log_bodies), 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field limits_fields[] = {
+    {"max_body_bytes", F_SIZE, CFG(max_body_bytes), 1, 1LL << 30, NULL},
+    {"max_messages", F_INT, CFG(max_messages), 0, 1 << 20, NULL},
+    {"max_input_tokens", F_INT, CFG(max_input_tokens), 0, 1 << 24, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field rate_fields[] = {
+    {"requests_per_minute", F_INT, RATE(requests_per_minute), 0, 1000000000, NULL},
+    {"requests_per_hour", F_INT, RATE(requests_per_hour), 0, 1000000000, NULL},
+    {"tokens_per_minute", F_INT, RATE(tokens_per_minute), 0, 1000000000, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field rate_limits_fields[] = {
+    {"per_key", F_MAP, CFG(per_key), 0, 0, rate_fields},
+    {"per_address", F_MAP, CFG(per_address), 0, 0, rate_fields},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field upstream_fields[] = {
+    {"url", F_STR, MODEL(upstream_url), 0, 0, NULL},
+    {"api_key", F_STR, MODEL(upstream_key), 0, 0, NULL},
+    {"model", F_STR, MODEL(upstream_model), 0, 0, NULL},
+    {"timeout_s", F_INT, MODEL(upstream_timeout_s), 0, 86400, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field model_fields[] = {
+    {"name", F_STR, MODEL(name), 0, 0, NULL},
+    {"path", F_STR, MODEL(path), 0, 0, NULL},
+    {"ctx", F_INT, MODEL(n_ctx), 0, 1 << 24, NULL},
+    {"parallel", F_INT, MODEL(parallel), 0, 1024, NULL},
+    {"threads", F_INT, MODEL(threads), 0, 4096, NULL},
+    {"chat_template", F_STR, MODEL(chat_template), 0, 0, NULL},
+    {"upstream", F_MAP, 0, 0, 0, upstream_fields},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field root_fields[] = {
+    {"server", F_MAP, 0, 0, 0, server_fields}, {"store", F_MAP, 0, 0, 0, store_fields},
+    {"limits", F_MAP, 0, 0, 0, limits_fields}, {"rate_limits", F_MAP, 0, 0, 0, rate_limits_fields},
+    {"models", F_MODELS, 0, 0, 0, NULL},       {NULL, 0, 0, 0, 0, NULL},
+};
+
+/* --- the walk --- */
+
+struct walk {
+    const char *name; /* file name for messages */
+    hs_err *err;
+    struct hs_serve_config *c;
+    const char *text; /* the whole input, for the raw text of tokens */
+    size_t len;
+};
+
+/* 1-based line of a node, or 0 when it has no token of its own (an empty
+ * value, a collection): the caller then uses the key's line. */
+static int node_line(struct fy_node *n)
+{
+    if (!n || !fy_node_is_scalar(n))
+        return 0;
+    struct fy_token *t = fy_node_get_scalar_token(n);
+    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
+    return m ? m->line + 1 : 0;
+}
+
+static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The text of a scalar node. libfyaml 0.7.12 mis-reads some single-quoted
+ * scalars with '' escapes (a run of them followed by text comes back wrong,
+ * and some leak memory; found by fuzz_config), so those are refused, judged
+ * on the raw source between the token's marks. */
+static int scalar(struct walk *w, struct fy_node *n, const char *path, int line, const char **s, size_t *len)
+{
+    if (fy_node_get_style(n) == FYNS_SINGLE_QUOTED) {
+        struct fy_token *t = fy_node_get_scalar_token(n);
+        const struct fy_mark *a = t ? fy_token_start_mark(t) : NULL;
+        const struct fy_mark *b = t ? fy_token_end_mark(t) : NULL;
+        if (!a || !b || a->input_pos >= b->input_pos || b->input_pos > w->len)
+            return fail(w, line, path, "unreadable quoted string");
+        /* inside the outer quotes */
+        const char *raw = w->text + a->input_pos + 1;
+        size_t rlen = b->input_pos - a->input_pos;
+        rlen = rlen >= 2 ? rlen - 2 : 0;
+        if (memmem(raw, rlen, "''", 2))
+            return fail(w, line, path,
+                        "a single-quoted string with '' inside is not supported; use double quotes "
+                        "(\"it's\")");
+    }
+    *s = fy_node_get_scalar(n, len);
+    if (!*s)
+        return fail(w, line, path, "unreadable value");
+    return HS_OK;
+}
+
+static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
+{
+    char msg[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        return hs_err_set(w->err, HS_EINVAL, "%s:%d: %s: %s", w->name, line, path, msg);
+    return hs_err_set(w->err, HS_EINVAL, "%s: %s: %s", w->name, path, msg);
+}
+
+static bool plain_null(struct fy_node *v)
+{
+    if (!v)
+        return true;
+    if (!fy_node_is_scalar(v) || fy_node_get_style(v) != FYNS_PLAIN)
+        return false;
+    size_t len;
+    const char *s = fy_node_get_scalar(v, &len);
+    if (!s || len == 0)
+        return true;
+    return (len == 1 && s[0] == '~') ||
+           (len == 4 &&
+            (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 || memcmp(s, "NULL", 4) == 0));
+}
+
+static int parse_mapping(struct walk *w, struct fy_node *map, const struct field *fields, char *base,
+                         const char *path, int line);
+
+/* A plain scalar as a NUL-terminated string in buf, for numbers and booleans. */
+static bool plain_text(struct fy_node *v, char *buf, size_t cap)
+{
+    if (!v || !fy_node_is_scalar(v) || fy_node_get_style(v) != FYNS_PLAIN)
+        return false;
+    size_t len;
+    const char *s = fy_node_get_scalar(v, &len);
+    if (!s || len == 0 || len >= cap)
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    return true;
+}
+
+static int parse_models(struct walk *w, struct fy_node *seq, const char *path, int line);
+
+static int parse_value(struct walk *w, const struct field *f, struct fy_node *v, char *base, const char *path,
+                       int key_line)
+{
+    int line = node_line(v) ? node_line(v) : key_line;
+    if (v && fy_node_is_alias(v))
+        return fail(w, line, path, "YAML aliases are not supported; write the value out");
+    char buf[64];
+    switch (f->type) {
+    case F_STR: {
+        char **dst = (char **)(base + f->off);
+        if (plain_null(v))
+            return hs_serve_config_set_str(dst, NULL);
+        if (!fy_node_is_scalar(v))
+            return fail(w, line, path, "expected a string");
+        size_t len;
+        const char *s;
+        int rc = scalar(w, v, path, line, &s, &len);
+        if (rc != HS_OK)
+            return rc;
+        if (memchr(s, 0, len))
+            return fail(w, line, path, "expected a string without NUL bytes");
+        char *copy = hs_strndup(s, len);
+        if (!copy)
+            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+        hs_free(*dst);
+        *dst = copy;
+        return HS_OK;
+    }
+    case F_INT:
+    case F_SIZE: {
+        int64_t x;
+        if (!plain_text(v, buf, sizeof(buf)) || hs_parse_i64(buf, f->min, f->max, &x) != HS_OK)
+            return fail(w, line, path, "expected an integer in %lld..%lld", (long long)f->min,
+                        (long long)f->max);
+        if (f->type == F_INT)
+            *(int *)(base + f->off) = (int)x;
+        else
+            *(size_t *)(base + f->off) = (size_t)x;
+        return HS_OK;
+    }
+    case F_BOOL: {
+        bool *dst = (bool *)(base + f->off);
+        if (plain_text(v, buf, sizeof(buf)) &&
+            (strcmp(buf, "true") == 0 || strcmp(buf, "True") == 0 || strcmp(buf, "TRUE") == 0)) {
+            *dst = true;
+            return HS_OK;
+        }
+        if (plain_text(v, buf, sizeof(buf)) &&
+            (strcmp(buf, "false") == 0 || strcmp(buf, "False") == 0 || strcmp(buf, "FALSE") == 0)) {
+            *dst = false;
+            return HS_OK;
+        }
+        return fail(w, line, path, "expected true or false");
+    }
+    case F_MAP:
+        if (plain_null(v)) /* "store:" with nothing under it */
+            return HS_OK;
+        if (!fy_node_is_mapping(v))
+            return fail(w, line, path, "expected a mapping (key: value lines)");
+        return parse_mapping(w, v, f->sub, base + f->off, path, key_line);
+    case F_MODELS:
+        return parse_models(w, v, path, key_line);
+    }
+    return fail(w, line, path, "internal: unknown field type");
+}
+
+static void known_keys(const struct field *fields, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (const struct field *f = fields; f->key && o < cap; f++) {
+        int n = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", f->key);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+}
+
+static int parse_mapping(struct walk *w, struct fy_node *map, const struct field *fields, char *base,
+                         const char *path, int line)
+{
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(map, &it))) {
+        struct fy_node *k = fy_node_pair_key(pair);
+        struct fy_node *v = fy_node_pair_value(pair);
+        int kline = node_line(k) ? node_line(k) : line;
+        size_t klen = 0;
+        const char *ks = NULL;
+        if (!k || !fy_node_is_scalar(k) || fy_node_is_alias(k))
+            return fail(w, kline, path[0] ? path : "(top level)", "keys must be plain words");
+        int krc = scalar(w, k, path[0] ? path : "(top level)", kline, &ks, &klen);
+        if (krc != HS_OK)
+            return krc;
+        const struct field *f = fields;
+        while (f->key && !(strlen(f->key) == klen && memcmp(f->key, ks, klen) == 0))
+            f++;
+        char sub[240];
+        snprintf(sub, sizeof(sub), "%.160s%s%.*s", path, path[0] ? "." : "", (int)(klen > 64 ? 64 : klen),
+                 ks);
+        if (!f->key) {
+            char known[256];
+            known_keys(fields, known, sizeof(known));
+            return fail(w, kline, sub, "unknown key (known here: %s)", known);
+        }
+        int rc = parse_value(w, f, v, base, sub, kline);
+        if (rc != HS_OK)
+            return rc;
+    }
+    return HS_OK;
+}
+
+/* Checks of one model entry that need its line: a name, and exactly one of
+ * path / upstream.url. The same rules run again in hs_serve_config_check. */
+static int check_model(struct walk *w, const struct hs_model_entry *m, const char *path, int line)
+{
+    if (!m->name || !m->name[0])
+        return fail(w, line, path, "a model needs a name (what clients put in \"model\")");
+    if (m->path && m->upstream_url)
+        return fail(w, line, path, "model '%s' has both a path and an upstream; give one", m->name);
+    if (!m->path && !m->upstream_url)
+        return fail(w, line, path, "model '%s' needs a path (a local GGUF) or an upstream with a url",
+                    m->name);
+    if (m->upstream_url && strncmp(m->upstream_url, "http://", 7) != 0 &&
+        strncmp(m->upstream_url, "https://", 8) != 0)
+        return fail(w, line, path, "upstream url '%s' must start with http:// or https://", m->upstream_url);
+    return HS_OK;
+}
+
+/* The file's list replaces the models set so far; it is built apart and
+ * swapped in whole, so a bad entry leaves c->models as it was. */
+static int parse_models(struct walk *w, struct fy_node *seq, const char *path, int line)
+{
+    if (plain_null(seq)) {
+        models_free(w->c->models, w->c->n_models);
+        w->c->models = NULL;
+        w->c->n_models = 0;
+        return HS_OK;
+    }
+    if (!fy_node_is_sequence(seq))
+        return fail(w, node_line(seq) ? node_line(seq) : line, path,
+                    "expected a list of models (lines starting with '-')");
+    int n = fy_node_sequence_item_count(seq);
+    struct hs_model_entry *models = n > 0 ? hs_calloc((size_t)n, sizeof(*models)) : NULL;
+    if (n > 0 && !models)
+        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+    int rc = HS_OK;
+    void *it = NULL;
+    struct fy_node *item;
+    int i = 0;
+    int prev_line = line;
+    while (rc == HS_OK && i < n && (item = fy_node_sequence_iterate(seq, &it))) {
+        char sub[200];
+        snprintf(sub, sizeof(sub), "%.160s[%d]", path, i);
+        /* the entry's own line: that of its first key */
+        int eline = prev_line;
+        if (item && fy_node_is_mapping(item) && fy_node_mapping_item_count(item) > 0) {
+            void *mi = NULL;
+            struct fy_node_pair *p = fy_node_mapping_iterate(item, &mi);
+            int l = p ? node_line(fy_node_pair_key(p)) : 0;
+            if (l)
+                eline = l;
+        } else if (node_line(item)) {
+            eline = node_line(item);
+        }
+        prev_line = eline;
+        if (!item || fy_node_is_alias(item) || !fy_node_is_mapping(item)) {
+            rc = fail(w, eline, sub, "expected a mapping (name: ..., path: ... or upstream: ...)");
+            break;
+        }
+        rc = parse_mapping(w, item, model_fields, (char *)&models[i], sub, eline);
+        if (rc == HS_OK)
+            rc = check_model(w, &models[i], sub, eline);
+        for (int j = 0; rc == HS_OK && j < i; j++)
+            if (strcmp(models[j].name, models[i].name) == 0)
+                rc = fail(w, eline, sub, "model name '%s' is used twice", models[i].name);
+        i++;
+    }
+    if (rc != HS_OK) {
+        models_free(models, n);
+        return rc;
+    }
+    models_free(w->c->models, w->c->n_models);
+    w->c->models = models;
+    w->c->n_models = i;
+    return HS_OK;
+}
+
+/* True when the text holds no YAML content: blank lines, comments and
+ * document markers only (libfyaml builds no document for it). */
+static bool blank_yaml(const char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t e = i;
+        while (e < len && text[e] != '\n')
+            e++;
+        size_t a = i;
+        while (a < e && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r'))
+            a++;
+        bool ok = a == e || text[a] == '#' ||
+                  (e - a >= 3 && (memcmp(text + a, "---", 3) == 0 || memcmp(text + a, "...", 3) == 0));
+        if (!ok)
+            return false;
+        i = e + 1;
+    }
+    return true;
+}
+
+/* YAML 1.2 (section 5.1) allows only printable Unicode: tab, LF, CR,
+ * U+0020..U+007E, U+0085, U+00A0..U+D7FF, U+E000..U+FFFD and the planes above.
+ * Checking this first is not only pedantry: libfyaml 0.7.12 loops forever on
+ * some invalid UTF-8 inside a %directive (found by fuzz_config). */
+static int check_text(struct walk *w, const char *text, size_t len)
+{
+    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)text;
+    int line = 1;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (k <= 0)
+            return hs_err_set(w->err, HS_EFORMAT, "%s:%d: not UTF-8 text (byte %zu)", w->name, line, i);
+        bool ok = cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
+                  (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) || cp >= 0x10000;
+        if (!ok)
+            return hs_err_set(w->err, HS_EFORMAT, "%s:%d: control character U+%04X is not allowed in YAML",
+                              w->name, line, (unsigned)cp);
+        if (cp == 0x0A)
+            line++;
+        i += (size_t)k;
+    }
+    return HS_OK;
+}
+
+static void quiet_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+    (void)diag;
+    (void)user;
+    (void)buf;
+    (void)len;
+}
+
+int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t len, const char *name,
+                          hs_err *err)
+{
+    struct walk w = {name ? name : "config", err, c, text, len};
+    int rc = check_text(&w, text, len);
+    if (rc != HS_OK)
+        return rc;
+    struct fy_diag_cfg dc;
+    fy_diag_cfg_default(&dc);
+    dc.fp = NULL;
+    dc.output_fn = quiet_output;
+    dc.level = FYET_ERROR;
+    struct fy_diag *diag = fy_diag_create(&dc);
+    if (!diag)
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    fy_diag_set_collect_errors(diag, true);
+    struct fy_parse_cfg pc;
+    memset(&pc, 0, sizeof(pc));
+    pc.flags = FYPCF_QUIET;
+    pc.diag = diag;
+    struct fy_document *doc = fy_document_build_from_string(&pc, text, len);
+    if (!doc) {
+        void *it = NULL;
+        struct fy_diag_error *de = fy_diag_errors_iterate(diag, &it);
+        if (de)
+            rc = hs_err_set(err, HS_EFORMAT, "%s:%d:%d: %s", w.name, de->line, de->column,
+                            de->msg ? de->msg : "YAML syntax error");
+        else if (!blank_yaml(text, len))
+            rc = hs_err_set(err, HS_EFORMAT, "%s: not a YAML document", w.name);
+        fy_diag_destroy(diag);
+        return rc;
+    }
+    struct fy_node *root = fy_document_root(doc);
+    if (root && !plain_null(root)) {
+        if (!fy_node_is_mapping(root))
+            rc = fail(&w, node_line(root) ? node_line(root) : 1, "(top level)",
+                      "expected a mapping of sections (server:, store:, limits:, rate_limits:, models:)");
+        else
+            rc = parse_mapping(&w, root, root_fields, (char *)c, "", 1);
+    }
+    fy_document_destroy(doc);
+    fy_diag_destroy(diag);
+    return rc;
+}
+
+int hs_serve_config_load(struct hs_serve_config *c, const char *path, hs_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return hs_err_set(err, HS_EIO, "%s: cannot open: %m", path);
+    hs_buf text = {0};
+    int rc = HS_OK;
+    char chunk[8192];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (text.len + got > (64u << 20)) {
+            rc = hs_err_set(err, HS_EFORMAT, "%s: larger than 64 MiB; not a config file", path);
+            break;
+        }
+        if (hs_buf_append(&text, chunk, got) != 0) {
+            rc = hs_err_set(err, HS_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    if (rc == HS_OK && ferror(f))
+        rc = hs_err_set(err, HS_EIO, "%s: read error", path);
+    fclose(f);
+    if (rc == HS_OK)
+        rc = hs_serve_config_parse(c, text.data ? text.data : "", text.len, path, err);
+    hs_buf_free(&text);
+    return rc;
+}
+
+int hs_serve_config_set_model(struct hs_serve_config *c, const char *name, const char *path, hs_err *err)
+{
+    if (!name || !name[0] || !path || !path[0])
+        return hs_err_set(err, HS_EINVAL, "a model needs a name and a path");
+    for (int i = 0; i < c->n_models; i++) {
+        struct hs_model_entry *m = &c->models[i];
+        if (strcmp(m->name, name) != 0)
+            continue;
+        /* the flag names the file; settings from the config (ctx, parallel,
+           template) stay, an upstream becomes local */
+        if (hs_serve_config_set_str(&m->path, path) != HS_OK)
+            return hs_err_set(err, HS_ENOMEM, "out of memory");
+        hs_serve_config_set_str(&m->upstream_url, NULL);
+        hs_serve_config_set_str(&m->upstream_key, NULL);
+        hs_serve_config_set_str(&m->upstream_model, NULL);
+        m->upstream_timeout_s = 0;
+        return HS_OK;
+    }
+    struct hs_model_entry *grown = hs_realloc_array(c->models, (size_t)c->n_models + 1, sizeof(*grown));
+    if (!grown)
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    c->models = grown;
+    struct hs_model_entry *m = &c->models[c->n_models];
+    memset(m, 0, sizeof(*m));
+    m->name = hs_strdup(name);
+    m->path = hs_strdup(path);
+    if (!m->name || !m->path) {
+        model_free(m);
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    }
+    c->n_models++;
+    return HS_OK;
+}
+
+int hs_serve_config_check(const struct hs_serve_config *c, hs_err *err)
+{
+    if (!c->host || !c->host[0])
+        return hs_err_set(err, HS_EINVAL, "server.host must not be empty");
+    if (c->port < 0 || c->port > 65535)
+        return hs_err_set(err, HS_EINVAL, "server.port must be in 0..65535 (got %d)", c->port);
+    if (c->parallel < 1)
+        return hs_err_set(err, HS_EINVAL, "server.parallel must be at least 1 (got %d)", c->parallel);
+    if (c->n_ctx < 0 || c->threads < 0 || c->queue_max < 0)
+        return hs_err_set(err, HS_EINVAL, "server.ctx, threads and queue must not be negative");
+    if (c->n_batch < 1)
+        return hs_err_set(err, HS_EINVAL, "server.batch must be at least 1 (got %d)", c->n_batch);
+    if (c->timeout_s < 1)
+        return hs_err_set(err, HS_EINVAL, "server.timeout_s must be at least 1 (got %d)", c->timeout_s);
+    if (c->max_connections < 1)
+        return hs_err_set(err, HS_EINVAL, "server.max_connections must be at least 1 (got %d)",
+                          c->max_connections);
+    if (!c->store_path || !c->store_path[0])
+        return hs_err_set(err, HS_EINVAL, "store.path must not be empty");
+    if (c->max_body_bytes < 1)
+        return hs_err_set(err, HS_EINVAL, "limits.max_body_bytes must be at least 1");
+    if (c->max_messages < 0 || c->max_input_tokens < 0)
+        return hs_err_set(err, HS_EINVAL, "limits.max_messages and max_input_tokens must not be negative");
+    const struct hs_rate_limit *rls[2] = {&c->per_key, &c->per_address};
+    for (int i = 0; i < 2; i++)
+        if (rls[i]->requests_per_minute < 0 || rls[i]->requests_per_hour < 0 || rls[i]->tokens_per_minute < 0)
+            return hs_err_set(err, HS_EINVAL, "rate_limits.%s: limits must not be negative (0 = off)",
+                              i == 0 ? "per_key" : "per_address");
+    for (int i = 0; i < c->n_models; i++) {
+        const struct hs_model_entry *m = &c->models[i];
+        if (!m->name || !m->name[0])
+            return hs_err_set(err, HS_EINVAL, "models[%d]: a model needs a name", i);
+        if ((m->path != NULL) == (m->upstream_url != NULL))
+            return hs_err_set(err, HS_EINVAL, "models[%d] ('%s'): give exactly one of path and upstream.url",
+                              i, m->name);
+        if (m->upstream_url && strncmp(m->upstream_url, "http://", 7) != 0 &&
+            strncmp(m->upstream_url, "https://", 8) != 0)
+            return hs_err_set(err, HS_EINVAL,
+                              "models[%d] ('%s'): upstream url must start with http:// or https://", i,
+                              m->name);
+        if (m->n_ctx < 0 || m->parallel < 0 || m->threads < 0 || m->upstream_timeout_s < 0)
+            return hs_err_set(err, HS_EINVAL,
+                              "models[%d] ('%s'): ctx, parallel, threads, timeout_s must not be "
+                              "negative",
+                              i, m->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(c->models[j].name, m->name) == 0)
+                return hs_err_set(err, HS_EINVAL, "model name '%s' is used twice (models[%d] and models[%d])",
+                                  m->name, j, i);
+    }
+    return HS_OK;
+}

@@ -1,0 +1,106 @@
+/* GET /health, GET /v1/models (and /v1/models/{id}), GET /metrics. */
+#include "base/mem.h"
+#include "server/openai.h"
+#include "server/server_impl.h"
+
+#include <string.h>
+
+void hs_route_health(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp)
+{
+    (void)req;
+    int st = atomic_load(&c->srv->state);
+    const char *word = st == SRV_READY ? "ok" : st == SRV_LOADING ? "loading" : "draining";
+    hs_http_resp_header(resp, "Cache-Control", "no-store");
+    hs_srv_reply_json(c, resp, st == SRV_READY ? 200 : 503, json_pack("{s:s}", "status", word));
+}
+
+static json_t *model_obj(const struct srv_model *m)
+{
+    return hs_oai_model(m->name, m->created, m->upstream ? "upstream" : "hestia");
+}
+
+void hs_route_models(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
+                     const char *one)
+{
+    (void)req;
+    hs_server *s = c->srv;
+    /* Nothing is listed until every model is loaded (and /health says ok). */
+    int n = hs_srv_ready(s) ? s->n_models : 0;
+    if (one) {
+        c->model = hs_strdup(one);
+        for (int i = 0; i < n; i++)
+            if (!strcmp(s->models[i].name, one)) {
+                c->m = &s->models[i];
+                hs_srv_reply_json(c, resp, 200, model_obj(&s->models[i]));
+                return;
+            }
+        hs_srv_fail(c, resp, 404, "invalid_request_error", "model_not_found", "model",
+                    "The model '%.200s' does not exist", one);
+        return;
+    }
+    json_t *data = json_array();
+    for (int i = 0; data && i < n; i++)
+        if (json_array_append_new(data, model_obj(&s->models[i]))) {
+            json_decref(data);
+            data = NULL;
+        }
+    hs_srv_reply_json(c, resp, 200, data ? json_pack("{s:s,s:o}", "object", "list", "data", data) : NULL);
+}
+
+void hs_route_metrics(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp)
+{
+    (void)req;
+    hs_buf_reset(&resp->body);
+    if (hs_metrics_render(c->srv->metrics, &resp->body)) {
+        hs_srv_fail(c, resp, 500, "server_error", NULL, NULL, "cannot render the metrics");
+        return;
+    }
+    resp->status = 200;
+    c->status = 200;
+    hs_http_resp_header(resp, "Content-Type", HS_METRICS_CONTENT_TYPE);
+}
+
+/* ---- admin ---- */
+
+struct key_list {
+    json_t *data;
+    bool oom;
+};
+
+static void add_key(void *user, const struct hs_key_info *k)
+{
+    struct key_list *l = user;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:o}", "name", k->name, "scope", hs_key_scope_name(k->scope),
+                          "prefix", k->prefix, "created_ms", (json_int_t)k->created_ms, "revoked_ms",
+                          k->revoked_ms ? json_integer(k->revoked_ms) : json_null());
+    if (!o || json_array_append_new(l->data, o))
+        l->oom = true;
+}
+
+/* GET /admin/keys: every key's name, scope, prefix and dates; never a secret
+ * (the store has none to give). */
+void hs_route_admin(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp)
+{
+    if (strcmp(req->path, "/admin/keys")) {
+        hs_srv_fail(c, resp, 404, "not_found_error", "unknown_url", NULL, "Unknown admin route: %.16s %.200s",
+                    req->method, req->path);
+        return;
+    }
+    if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+        hs_http_resp_header(resp, "Allow", "GET, HEAD");
+        hs_srv_fail(
+            c, resp, 405, "invalid_request_error", "method_not_allowed", NULL,
+            "%.16s is not allowed on /admin/keys (allowed: GET, HEAD; keys are made with 'hestia keys')",
+            req->method);
+        return;
+    }
+    struct key_list l = {json_array(), false};
+    hs_err err = {0};
+    if (!l.data || hs_store_key_list(c->srv->store, add_key, &l, &err) || l.oom) {
+        json_decref(l.data);
+        hs_srv_fail(c, resp, 500, "server_error", NULL, NULL, "cannot list the keys: %s",
+                    err.msg[0] ? err.msg : "out of memory");
+        return;
+    }
+    hs_srv_reply_json(c, resp, 200, json_pack("{s:s,s:o}", "object", "list", "data", l.data));
+}

@@ -1,0 +1,146 @@
+/* Internals shared by server.c, auth.c and the route_*.c files; nothing
+ * outside src/server includes this. */
+#ifndef HS_SERVER_SERVER_IMPL_H
+#define HS_SERVER_SERVER_IMPL_H
+
+#include "base/buf.h"
+#include "engine/sched.h"
+#include "engine/upstream.h"
+#include "model/chat.h"
+#include "model/model.h"
+#include "ops/metrics.h"
+#include "ops/store.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/ratelimit.h"
+#include "server/request.h"
+#include "server/server.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum srv_state { SRV_LOADING = 0, SRV_READY, SRV_DRAINING };
+
+/* One entry of the configuration, loaded. Read-only once /health says ok. */
+struct srv_model {
+    char *name;
+    const struct hs_model_entry *entry; /* borrowed from the config */
+    bool upstream;
+    int64_t created; /* unix seconds */
+    /* local */
+    hs_model *model;
+    hs_sched *sched;
+    const hs_tok *tok;
+    enum hs_tmpl tmpl;
+    char *bos_text, *eos_text; /* for the chat template */
+    int n_ctx;
+    int n_embd;
+    int n_vocab;
+    /* upstream */
+    hs_upstream *up;
+};
+
+struct hs_server {
+    const struct hs_serve_config *cfg;
+    struct hs_server_opts opts;
+    struct hs_req_limits limits;
+    hs_store *store;
+    hs_metrics *metrics;
+    hs_ratelimit *rl_key, *rl_addr;
+    struct srv_model *models;
+    int n_models;
+    hs_http *http;
+    int port;
+    _Atomic int state; /* enum srv_state */
+    atomic_bool cut;   /* the drain time is over: answers still running stop now */
+    bool shut_down;
+    /* requests being answered (a streamed one until its stream ends) */
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    int in_flight;
+    uint64_t *seen; /* SRV_SEEN_SLOTS hashes of recent client-chosen request ids (under mu) */
+};
+
+#define SRV_SEEN_SLOTS 65536
+
+/* One request's bookkeeping: ids, the record, metrics, rate-limit tokens.
+ * Created by the dispatcher; a route that streams takes it over and
+ * finishes it when the stream ends. Finishing writes exactly one record. */
+struct srv_call {
+    hs_server *srv;
+    char id[160];        /* the x-request-id: the client's, or a new one */
+    char record_id[176]; /* the store's id: id, made unique when a client reuses one */
+    char endpoint[64];
+    int64_t ts_ms; /* arrival, unix ms */
+    double t0;     /* arrival, monotonic seconds */
+    bool keyed;    /* a key was presented and verified */
+    char key_name[64];
+    char client[64];
+    char *user;
+    char *model; /* the name the client asked for */
+    const struct srv_model *m;
+    bool stream;
+    bool log;       /* goes to the store (probes like /health and /metrics do not) */
+    bool inference; /* a /v1 completion or embeddings request: counted in the metrics */
+    int status;
+    char *error;
+    const char *finish_reason; /* a literal */
+    int tokens_in, tokens_out, tokens_cached;
+    double queue_ms, ttft_ms, latency_ms;
+    char *req_body;   /* with --log-bodies */
+    hs_buf resp_body; /* with --log-bodies (capped) */
+    bool finished;
+};
+
+#define SRV_LOG_BODY_CAP (1 << 20)
+
+/* ---- server.c ---- */
+struct srv_model *hs_srv_find_model(hs_server *s, const char *name);
+bool hs_srv_ready(const hs_server *s);
+int64_t hs_srv_unix_ms(void);
+/* Writes the record and the metrics, adds the tokens to the rate limits,
+ * frees the call. Once per call. */
+void hs_srv_call_finish(struct srv_call *c);
+void hs_srv_call_set_error(struct srv_call *c, const char *msg);
+/* Appends text to the captured response body when bodies are logged. */
+void hs_srv_call_capture(struct srv_call *c, const char *data, size_t len);
+
+/* ---- responses (server.c) ---- */
+/* JSON answer; steals body. Sets the status in the call too. */
+void hs_srv_reply_json(struct srv_call *c, struct hs_http_resp *r, int status, json_t *body);
+/* OpenAI error object; records e->message as the call's error. */
+void hs_srv_reply_error(struct srv_call *c, struct hs_http_resp *r, const struct hs_api_error *e);
+/* Shorthand for hs_api_error_set + hs_srv_reply_error. */
+void hs_srv_fail(struct srv_call *c, struct hs_http_resp *r, int status, const char *type, const char *code,
+                 const char *param, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+/* jansson -> buffer, compact. */
+int hs_srv_dump(hs_buf *out, const json_t *j);
+
+/* ---- auth.c ---- */
+/* Authenticates and, for admin paths, authorizes; then rate-limits when
+ * limited. Returns true to go on; false with resp filled (401/403/429). */
+bool hs_srv_auth(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp, bool admin,
+                 bool limited);
+/* Adds a finished request's tokens to the limits of its key and address. */
+void hs_srv_limits_add_tokens(struct srv_call *c, int tokens);
+
+/* ---- routes ---- */
+void hs_route_health(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+void hs_route_models(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
+                     const char *one /* NULL = the list */);
+/* /admin/...: the caller has checked the admin scope. */
+void hs_route_admin(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+void hs_route_metrics(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+/* Chat and text completions on a local model; takes over gr (frees it). */
+void hs_route_generate(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
+                       struct hs_gen_request *gr);
+void hs_route_embeddings(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
+                         struct hs_gen_request *gr);
+/* Any of the three on an upstream model: forwards req's body as is. */
+void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
+                       struct hs_gen_request *gr, const char *upstream_path);
+
+#endif
