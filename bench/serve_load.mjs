@@ -22,6 +22,7 @@
 //     --timeout S          per request (default 300)
 //     --ids-out FILE       one line per request: x-request-id, HTTP status, body id
 //     --json-out FILE      the summary as JSON
+//     --records-out FILE   every request as one JSON line (start, TTFT, latency, tokens, id)
 //     --quiet              no summary line on stdout
 // The summary: requests by status, completion tokens, wall time, aggregate generated
 // tokens/s (completion tokens / wall time), p50/p95/mean of TTFT and latency.
@@ -31,7 +32,7 @@ function parseArgs(argv) {
     const o = {
         url: null, model: null, clients: 8, requests: 4, duration: 0, endpoint: 'completions', mix: false,
         stream: false, maxTokens: 16, ignoreEos: false, temperature: 0, prompts: null, apiKey: null, timeout: 300,
-        idsOut: null, jsonOut: null, quiet: false, seed: 1,
+        idsOut: null, jsonOut: null, recordsOut: null, quiet: false, seed: 1,
     };
     const num = (k, v) => {
         const x = Number(v);
@@ -61,6 +62,7 @@ function parseArgs(argv) {
         case '--timeout': o.timeout = num(a, v()); break;
         case '--ids-out': o.idsOut = v(); break;
         case '--json-out': o.jsonOut = v(); break;
+        case '--records-out': o.recordsOut = v(); break;
         case '--seed': o.seed = num(a, v()); break;
         case '--quiet': o.quiet = true; break;
         case '-h': case '--help':
@@ -191,8 +193,10 @@ async function main() {
             const prompt = o.prompts ? o.prompts[n % o.prompts.length] : defaultPrompt(n);
             const kind = o.mix ? (rand() < 0.5 ? 'chat' : 'completions') : o.endpoint;
             const stream = o.mix ? rand() < 0.5 : o.stream;
+            const start = performance.now() - tStart;
             const rec = await oneRequest(o, kind, stream, prompt);
             rec.client = c;
+            rec.start_ms = start;
             records.push(rec);
         }
     };
@@ -226,6 +230,7 @@ async function main() {
         fs.writeFileSync(o.idsOut, records.map((r) => `${r.id ?? ''}\t${r.status}\t${r.bodyId ?? ''}\t${r.kind}\t${r.stream ? 1 : 0}\n`).join(''));
     }
     if (o.jsonOut) fs.writeFileSync(o.jsonOut, JSON.stringify(summary, null, 1) + '\n');
+    if (o.recordsOut) fs.writeFileSync(o.recordsOut, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
     if (!o.quiet) {
         const f = (x) => (x === null ? '-' : (x / 1000).toFixed(2));
         console.log(`clients ${o.clients}: ${records.length} requests (${JSON.stringify(byStatus)}), ${genTokens} tokens in ` +

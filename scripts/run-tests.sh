@@ -35,6 +35,7 @@ if [ -n "${HS_BIN:-}" ] && [ -d tests/integration ]; then
     for t in tests/integration/*.sh; do
         [ -e "$t" ] || continue
         name=$(basename "$t" .sh)
+        [ "$name" = lib ] && continue # helpers the tests source, not a test
         log="$logdir/$name.log"
         HS_BIN="$HS_BIN" bash "$t" >"$log" 2>&1
         rc=$?

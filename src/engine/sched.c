@@ -72,6 +72,7 @@ static void admit(hs_sched *s, hs_job *j)
     }
     hs_ctx_seq_truncate(s->ctx, pk.slot, n_reuse);
     sl->n_tokens = n_reuse;
+    sl->n_reusable = n_reuse;
     sl->job = j;
     j->slot = pk.slot;
     s->active[s->n_active++] = j;
@@ -134,6 +135,7 @@ static void step(hs_sched *s)
         if (j->state == HS_JOB_GEN)
             add_row(s, &n, j, j->pending, j->n_past, true);
     }
+    const int n_gen = n;
     int budget = s->p.n_batch - n;
     if (n > 0 && budget > PROMPT_CHUNK_WHILE_GENERATING)
         budget = PROMPT_CHUNK_WHILE_GENERATING;
@@ -149,8 +151,13 @@ static void step(hs_sched *s)
     if (n == 0)
         return;
 
-    const struct hs_batch b = {
-        .n = n, .tokens = s->b_tok, .pos = s->b_pos, .seq = s->b_seq, .logits = s->b_logits};
+    /* generated tokens first, then prompt tokens: each kind takes its own kernels */
+    const struct hs_batch b = {.n = n,
+                               .tokens = s->b_tok,
+                               .pos = s->b_pos,
+                               .seq = s->b_seq,
+                               .logits = s->b_logits,
+                               .n_prompt = n - n_gen};
     hs_err err = {0};
     const int rc = hs_decode(s->ctx, &b, &err);
     s->step++;
@@ -176,6 +183,8 @@ static void step(hs_sched *s)
         struct hs_slot *sl = &s->slots[j->slot];
         sl->tokens[s->b_pos[r]] = s->b_tok[r];
         sl->n_tokens = s->b_pos[r] + 1;
+        if (r >= n_gen || !s->kinds_differ)
+            sl->n_reusable = sl->n_tokens;
         j->n_past = s->b_pos[r] + 1;
     }
     update_kv_usage(s); /* before the events: a consumer that sees a token sees its cells */
@@ -335,6 +344,7 @@ int hs_sched_create(const hs_model *m, const struct hs_sched_params *params, hs_
     s->n_vocab = hs_model_hparams(m)->n_vocab;
     s->n_embd = hs_model_hparams(m)->n_embd;
     s->embd_seq = p.n_slots;
+    s->kinds_differ = hs_ctx_kinds_differ(s->ctx);
     const size_t B = (size_t)p.n_batch;
     s->slots = hs_calloc((size_t)p.n_slots, sizeof *s->slots);
     s->active = hs_calloc((size_t)p.n_slots, sizeof *s->active);

@@ -33,10 +33,12 @@ struct hs_sched_params {
     enum hs_kv_type kv_type;
     /* (addition) Batching changes no answer: every job's tokens are bit for
      * bit those it gets alone, and a prefix from the cache equals a fresh
-     * computation (hs_ctx_params.batch_invariant). hs_sched_params_default
-     * sets true. Off, prompts run on AMX tiles where the CPU has them
-     * (faster prefill) and batched answers may differ in their last bits,
-     * so greedy choices between near-equal tokens can change. */
+     * computation (hs_ctx_params.batch_invariant: kernels chosen by a
+     * token's kind, prompt or generated, never by the batch size).
+     * hs_sched_params_default sets true. Off, kernels go by batch size as in
+     * `hestia run`, and a batched answer may differ in its last bits from
+     * the same request alone, so greedy choices between near-equal tokens
+     * can change; speed is about the same (measured on the 1B Q4_K_M). */
     bool exact_batching;
 };
 void hs_sched_params_default(struct hs_sched_params *p);

@@ -58,8 +58,12 @@ void hs_sched_run_embed(hs_sched *s, struct hs_embed_req *r)
             s->b_seq[i] = seq;
             s->b_logits[i] = 1;
         }
-        const struct hs_batch b = {
-            .n = k, .tokens = s->b_tok, .pos = s->b_pos, .seq = s->b_seq, .logits = s->b_logits};
+        const struct hs_batch b = {.n = k,
+                                   .tokens = s->b_tok,
+                                   .pos = s->b_pos,
+                                   .seq = s->b_seq,
+                                   .logits = s->b_logits,
+                                   .n_prompt = k};
         r->rc = hs_decode(s->ctx, &b, &r->err);
         pthread_mutex_lock(&s->mu);
         s->stats.steps++;

@@ -66,6 +66,8 @@ struct hs_job {
 struct hs_slot {
     int32_t *tokens;    /* (n_ctx) the tokens of positions 0 .. n_tokens-1 */
     int n_tokens;       /* equals hs_ctx_seq_len of the slot */
+    int n_reusable;     /* leading positions a prompt may reuse: all of them, or, when
+                           the context's kinds differ, those computed as prompt tokens */
     hs_job *job;        /* the running job, or NULL when free */
     uint64_t last_used; /* step of its last job's end: the oldest free slot goes first */
 };
@@ -86,8 +88,9 @@ struct hs_sched {
     const hs_tok *tok;
     struct hs_sched_params p; /* with the defaults filled in */
     int n_ctx, n_vocab, n_embd;
-    hs_ctx *ctx;  /* n_slots + 1 sequences; the last one computes embeddings */
-    int embd_seq; /* = p.n_slots */
+    hs_ctx *ctx;       /* n_slots + 1 sequences; the last one computes embeddings */
+    bool kinds_differ; /* hs_ctx_kinds_differ: generated tokens' cache entries are not reused */
+    int embd_seq;      /* = p.n_slots */
     pthread_t thread;
 
     /* Guarded by mu. */
@@ -145,7 +148,8 @@ struct hs_slot_pick {
     int src;     /* the slot whose cache gives the reused prefix (may be slot) */
     int n_reuse; /* positions reused: at most n_prompt - 1 */
 };
-/* Chooses a slot for a prompt (at least one slot must be free). */
+/* Chooses a slot for a prompt (at least one slot must be free). Only a
+ * slot's n_reusable leading positions count. */
 void hs_sched_pick_slot(const struct hs_slot *slots, int n_slots, const int32_t *prompt, int n_prompt,
                         bool prefix_cache, struct hs_slot_pick *out);
 

@@ -2,14 +2,28 @@
  * where the part of it that is already computed comes from.
  *
  * Every slot remembers the tokens its cache holds, whether a job runs in it
- * or not. The prompt goes to the free slot that shares the longest prefix
- * with it, so an agent's system prompt (or a chat's earlier turns) is
- * computed once and then found where the last request left it. When another
- * slot, free or busy, shares a longer prefix, that prefix is copied over
- * (a memory copy of its cache rows, far cheaper than recomputing). Ties go
- * to the slot freed longest ago, so that the caches used most recently
- * survive. The last prompt token is always recomputed: its logits give the
- * first answer token. */
+ * or not, so an agent's system prompt (or a chat's earlier turns) is
+ * computed once and then found where the last request left it. The longest
+ * prefix of the prompt that any slot holds, free or busy, is reused: in
+ * place when the prompt goes to that slot, else copied over (a memory copy
+ * of its cache rows, far cheaper than recomputing).
+ *
+ * The slot the prompt goes to is the free one whose overwriting loses the
+ * fewest cached positions that could still serve another prompt (those past
+ * the prefix it shares with this one); among equals the one sharing the
+ * longest prefix, then the one freed longest ago. So an empty slot is taken
+ * before one holding another conversation, and a repeated prompt goes back
+ * to its own slot. (Taking the free slot with the longest prefix instead
+ * would overwrite, say, chat A's slot for a new chat with the same system
+ * prompt while an empty slot waits, and A's next turn would find only the
+ * system prompt.) The last prompt token is always recomputed: its logits
+ * give the first answer token.
+ *
+ * Where prompt and generated tokens take different kernels (AMX for
+ * prompts: hs_ctx_kinds_differ), a generated token's cache entry is not the
+ * one a prompt would compute, so only the part of a slot computed as prompt
+ * is reused (n_reusable): a chat's earlier answer is recomputed, and the
+ * answer is the same with the cache as without. */
 #include "engine/sched_impl.h"
 
 static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb)
@@ -24,30 +38,36 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb)
 void hs_sched_pick_slot(const struct hs_slot *slots, int n_slots, const int32_t *prompt, int n_prompt,
                         bool prefix_cache, struct hs_slot_pick *out)
 {
-    int best_free = -1, free_len = -1, best_any = -1, any_len = 0;
+    int src = -1, src_len = 0, dst = -1, dst_len = 0, dst_loss = 0;
     for (int i = 0; i < n_slots; i++) {
         const int len =
-            prefix_cache ? common_prefix(slots[i].tokens, slots[i].n_tokens, prompt, n_prompt) : 0;
-        if (!slots[i].job &&
-            (len > free_len || (len == free_len && slots[i].last_used < slots[best_free].last_used))) {
-            best_free = i;
-            free_len = len;
+            prefix_cache ? common_prefix(slots[i].tokens, slots[i].n_reusable, prompt, n_prompt) : 0;
+        if (len > src_len) {
+            src = i;
+            src_len = len;
         }
-        if (len > any_len) {
-            best_any = i;
-            any_len = len;
+        if (slots[i].job)
+            continue;
+        /* Without the cache nothing is kept, and the oldest slot goes. */
+        const int loss = prefix_cache ? slots[i].n_reusable - len : 0;
+        if (dst < 0 || loss < dst_loss ||
+            (loss == dst_loss &&
+             (len > dst_len || (len == dst_len && slots[i].last_used < slots[dst].last_used)))) {
+            dst = i;
+            dst_len = len;
+            dst_loss = loss;
         }
     }
     /* At least one position is left to compute. */
     const int cap = n_prompt - 1;
-    free_len = free_len < cap ? free_len : cap;
-    any_len = any_len < cap ? any_len : cap;
-    out->slot = best_free;
-    if (best_any >= 0 && any_len > free_len) {
-        out->src = best_any;
-        out->n_reuse = any_len;
+    src_len = src_len < cap ? src_len : cap;
+    dst_len = dst_len < cap ? dst_len : cap;
+    out->slot = dst;
+    if (src >= 0 && src_len > dst_len) {
+        out->src = src;
+        out->n_reuse = src_len;
     } else {
-        out->src = best_free;
-        out->n_reuse = free_len > 0 ? free_len : 0;
+        out->src = dst;
+        out->n_reuse = dst_len;
     }
 }

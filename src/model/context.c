@@ -86,6 +86,18 @@ static int alloc_all(hs_ctx *c) {
     return HS_OK;
 }
 
+/* Whether some matrix of the model takes other kernels for prompt tokens. */
+static bool model_has_prompt_kernels(const hs_model *m) {
+    bool any = hs_matmul_prompt_kernels(m->output.type);
+    for (int l = 0; l < m->hp.n_layer && !any; l++) {
+        const struct hs_layer *ly = &m->layers[l];
+        const struct hs_mat *w[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
+        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+            any |= hs_matmul_prompt_kernels(w[i]->type);
+    }
+    return any;
+}
+
 /* Angle per position of rotation pair i: base^(-2i / n_rot), times the linear
  * scaling factor, divided by Llama-3's per-pair factor when the model has
  * one. Written as 1 / base^(2i / n_rot) to match the reference llama2.c. */
@@ -144,6 +156,7 @@ int hs_ctx_create(const hs_model *m, const struct hs_ctx_params *params, hs_ctx 
     c->kv_type = p.kv_type;
     c->kv_elem = p.kv_type == HS_KV_F32 ? sizeof(float) : sizeof(hs_fp16);
     c->mm_flags = p.batch_invariant ? HS_MM_BATCH_INVARIANT : 0;
+    c->kinds_differ = p.batch_invariant && model_has_prompt_kernels(m);
     if (alloc_all(c) || hs_pool_create(c->n_threads, &c->pool)) {
         hs_ctx_free(c);
         return hs_err_set(err, HS_ENOMEM, "out of memory for a context of %d x %d positions", p.n_seq, p.n_ctx);
@@ -182,6 +195,7 @@ int hs_ctx_n_seq(const hs_ctx *ctx) { return ctx->n_seq; }
 hs_pool *hs_ctx_pool(hs_ctx *ctx) { return ctx->pool; }
 size_t hs_ctx_kv_bytes(const hs_ctx *ctx) { return ctx->kv_bytes; }
 const hs_model *hs_ctx_model(const hs_ctx *ctx) { return ctx->m; }
+bool hs_ctx_kinds_differ(const hs_ctx *ctx) { return ctx->kinds_differ; }
 
 /* ---- decode ---- */
 
@@ -192,6 +206,8 @@ static int check_batch(hs_ctx *c, const struct hs_batch *b, hs_err *err) {
         return hs_err_set(err, HS_EINVAL, "empty batch");
     if (b->n > c->n_batch)
         return hs_err_set(err, HS_EINVAL, "batch of %d tokens is larger than n_batch %d", b->n, c->n_batch);
+    if (b->n_prompt < 0 || b->n_prompt > b->n)
+        return hs_err_set(err, HS_EINVAL, "batch: n_prompt %d outside [0, %d]", b->n_prompt, b->n);
     memcpy(c->seq_next, c->seq_len, (size_t)c->n_seq * sizeof(int));
     for (int i = 0; i < b->n; i++) {
         int32_t tok = b->tokens[i];
@@ -226,6 +242,7 @@ int hs_decode(hs_ctx *c, const struct hs_batch *b, hs_err *err) {
             c->out_rows[c->n_out++] = i;
     }
     c->embd_out = c->embd_mode;
+    c->n_gen = b->n - b->n_prompt;
     if (c->n_out > c->logits_cap && !c->embd_mode) {
         float *nl = falloc((size_t)c->n_out * (size_t)c->hp->n_vocab);
         if (!nl) {

@@ -29,10 +29,13 @@ struct hs_ctx_params {
     enum hs_kv_type kv_type; /* default (0) f16 */
     /* (addition) Every token's results (its cache entries, logits, hidden
      * state) are bit for bit the same whatever else is in its batch, so that
-     * batching requests changes nobody's answer. Costs speed: no AMX tiles,
-     * and tiles only for the types whose tile kernel is exact against its
-     * dot product (the K-quants with AVX-512); others loop the dot product.
-     * The scheduler sets it; default off. */
+     * batching requests changes nobody's answer. The kernel of a matrix then
+     * depends on the token's kind (hs_batch.n_prompt), never on the batch
+     * size: generated tokens take the dot products, or tile kernels exact
+     * against them (the K-quants with AVX-512); prompt tokens take AMX where
+     * it serves the type, even a single one. Costs some speed: other types
+     * batch generated tokens through dot products. The scheduler sets it;
+     * default off. */
     bool batch_invariant;
 };
 
@@ -48,6 +51,12 @@ struct hs_batch {
     const int32_t *pos;
     const int32_t *seq;
     const int8_t *logits;
+    /* (addition) Batch-invariant contexts: the last n_prompt tokens are
+     * prompt tokens and take the prompt kernels (AMX tiles where the CPU has
+     * them), the others the generation kernels; so each token's results
+     * depend on its own kind only, never on the rest of the batch. 0: every
+     * token takes the generation kernels. Other contexts ignore it. */
+    int n_prompt;
 };
 
 int hs_ctx_create(const hs_model *m, const struct hs_ctx_params *params, hs_ctx **out, hs_err *err);
@@ -70,6 +79,13 @@ int hs_ctx_n_logits(const hs_ctx *ctx);
 /* n_vocab logits of batch token i (one that asked for logits) of the last
  * hs_decode; NULL if it did not ask. Valid until the next hs_decode. */
 const float *hs_ctx_logits(hs_ctx *ctx, int i);
+
+/* (addition) Whether a token's results in this batch-invariant context
+ * depend on its kind: prompt and generated tokens take different kernels
+ * for some matrix of the model (AMX serves it). When true, a cache entry
+ * written for a generated token differs in its last bits from the one the
+ * same token gets as part of a prompt. False for other contexts. */
+bool hs_ctx_kinds_differ(const hs_ctx *ctx);
 
 /* (addition) Embeddings mode: while on, hs_decode computes, for the tokens
  * that ask for logits, the final hidden state (after the output norm)

@@ -54,6 +54,8 @@ struct hs_ctx {
 
     struct hs_ctx_lora *lora; /* run-time adapters, or NULL */
     unsigned mm_flags;        /* hs_matmul_ex flags: HS_MM_BATCH_INVARIANT */
+    bool kinds_differ;        /* hs_ctx_kinds_differ */
+    int n_gen;                /* the batch's generated tokens come first: rows [0, n_gen) */
     bool embd_mode;           /* hidden states (left in xn) instead of logits */
     bool embd_out;            /* the last decode ran in embeddings mode */
 };

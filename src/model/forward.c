@@ -206,9 +206,25 @@ static int heads_per_task(const hs_ctx *c, int n) {
     return gs;
 }
 
-static int matmul(hs_ctx *c, const struct hs_mat *w, enum hs_proj proj, const float *x, int n, float *y, int layer,
-                  const char *what, hs_err *err) {
-    int rc = hs_matmul_ex(c->pool, &c->mm, w, x, (size_t)w->n_cols, n, y, (size_t)w->n_rows, c->mm_flags);
+/* y = x @ W^T for n rows. In a batch-invariant context the generated tokens
+ * (rows [0, n_gen)) and the prompt tokens (the rest) each take their own
+ * kernels: two products, each row's result independent of the others. */
+static int mm_kinds(hs_ctx *c, const struct hs_mat *w, const float *x, size_t ldx, int n, int n_gen, float *y,
+                    size_t ldy) {
+    if (!(c->mm_flags & HS_MM_BATCH_INVARIANT))
+        return hs_matmul_ex(c->pool, &c->mm, w, x, ldx, n, y, ldy, c->mm_flags);
+    int rc = HS_OK;
+    if (n_gen > 0)
+        rc = hs_matmul_ex(c->pool, &c->mm, w, x, ldx, n_gen, y, ldy, c->mm_flags);
+    if (rc == HS_OK && n > n_gen)
+        rc = hs_matmul_ex(c->pool, &c->mm, w, x + (size_t)n_gen * ldx, ldx, n - n_gen, y + (size_t)n_gen * ldy, ldy,
+                          c->mm_flags | HS_MM_PROMPT);
+    return rc;
+}
+
+static int matmul(hs_ctx *c, const struct hs_mat *w, enum hs_proj proj, const float *x, int n, int n_gen, float *y,
+                  int layer, const char *what, hs_err *err) {
+    int rc = mm_kinds(c, w, x, (size_t)w->n_cols, n, n_gen, y, (size_t)w->n_rows);
     if (rc)
         return hs_err_set(err, rc, "matmul %s of layer %d failed: %s", what, layer, hs_err_name(rc));
     if (c->lora)
@@ -220,6 +236,7 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
     const hs_model *m = c->m;
     const struct hs_hparams *hp = c->hp;
     struct fwd f = {.c = c, .ops = hs_ops_get(), .n = n, .tokens = tokens, .pos = pos, .seq = seq};
+    int n_gen = c->n_gen; /* rows [0, n_gen) are generated tokens (see mm_kinds) */
     run_rows(c, embed_job, &f, n);
     if (f.err)
         return hs_err_set(err, HS_EUNSUPPORTED, "token_embd rows cannot be read");
@@ -231,9 +248,9 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
         f.norm_w = ly->attn_norm;
         f.add = l > 0;
         run_rows(c, norm_job, &f, n);
-        if ((rc = matmul(c, &ly->wq, HS_PROJ_Q, c->xn, n, c->q, l, "attn_q", err)) ||
-            (rc = matmul(c, &ly->wk, HS_PROJ_K, c->xn, n, c->kc, l, "attn_k", err)) ||
-            (rc = matmul(c, &ly->wv, HS_PROJ_V, c->xn, n, c->vc, l, "attn_v", err)))
+        if ((rc = matmul(c, &ly->wq, HS_PROJ_Q, c->xn, n, n_gen, c->q, l, "attn_q", err)) ||
+            (rc = matmul(c, &ly->wk, HS_PROJ_K, c->xn, n, n_gen, c->kc, l, "attn_k", err)) ||
+            (rc = matmul(c, &ly->wv, HS_PROJ_V, c->xn, n, n_gen, c->vc, l, "attn_v", err)))
             return rc;
         run_rows(c, qkv_job, &f, n);
         if (l == hp->n_layer - 1) {
@@ -242,6 +259,10 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
             compact_rows(c);
             f.rows = c->out_rows;
             n = f.n = c->n_out;
+            int g = 0; /* out_rows ascend: the generated tokens' rows stay first */
+            while (g < n && c->out_rows[g] < n_gen)
+                g++;
+            n_gen = g;
         }
         f.gs = heads_per_task(c, n);
         f.n_groups = hp->n_head / f.gs;
@@ -257,24 +278,23 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
             attn_job(&f, 0, 1);
         else
             hs_pool_run_shared(c->pool, attn_job, &f);
-        if ((rc = matmul(c, &ly->wo, HS_PROJ_O, c->att, n, c->tmp, l, "attn_output", err)))
+        if ((rc = matmul(c, &ly->wo, HS_PROJ_O, c->att, n, n_gen, c->tmp, l, "attn_output", err)))
             return rc;
         f.norm_w = ly->ffn_norm;
         f.add = true;
         run_rows(c, norm_job, &f, n);
-        if ((rc = matmul(c, &ly->w_gate, HS_PROJ_GATE, c->xn, n, c->gate, l, "ffn_gate", err)) ||
-            (rc = matmul(c, &ly->w_up, HS_PROJ_UP, c->xn, n, c->up, l, "ffn_up", err)))
+        if ((rc = matmul(c, &ly->w_gate, HS_PROJ_GATE, c->xn, n, n_gen, c->gate, l, "ffn_gate", err)) ||
+            (rc = matmul(c, &ly->w_up, HS_PROJ_UP, c->xn, n, n_gen, c->up, l, "ffn_up", err)))
             return rc;
         /* elementwise; 16 KiB of floats per chunk */
         hs_pool_for(c->pool, (long)n * hp->n_ff, 4096, silu_job, &f);
-        if ((rc = matmul(c, &ly->w_down, HS_PROJ_DOWN, c->gate, n, c->tmp, l, "ffn_down", err)))
+        if ((rc = matmul(c, &ly->w_down, HS_PROJ_DOWN, c->gate, n, n_gen, c->tmp, l, "ffn_down", err)))
             return rc;
     }
     run_rows(c, final_job, &f, n);
     if (c->embd_mode)
         return HS_OK; /* the hidden states stay in xn (hs_ctx_embeddings) */
-    rc = hs_matmul_ex(c->pool, &c->mm, &m->output, c->xn, (size_t)hp->n_embd, c->n_out, c->logits,
-                      (size_t)hp->n_vocab, c->mm_flags);
+    rc = mm_kinds(c, &m->output, c->xn, (size_t)hp->n_embd, c->n_out, n_gen, c->logits, (size_t)hp->n_vocab);
     if (rc)
         return hs_err_set(err, rc, "matmul output failed: %s", hs_err_name(rc));
     return HS_OK;

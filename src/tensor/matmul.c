@@ -313,9 +313,19 @@ int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, con
     return hs_matmul_ex(pool, scratch, w, x, ldx, n_tok, y, ldy, 0);
 }
 
+static bool amx_type(int type) {
+    return type == HS_TYPE_Q8_0 || type == HS_TYPE_Q4_0 || type == HS_TYPE_Q5_0 || type == HS_TYPE_Q4_K ||
+           type == HS_TYPE_Q6_K;
+}
+
+bool hs_matmul_prompt_kernels(int type) { return amx_type(type) && hs_amx_enabled(); }
+
 int hs_matmul_ex(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
                  int n_tok, float *y, size_t ldy, unsigned flags) {
     const bool invariant = flags & HS_MM_BATCH_INVARIANT;
+    /* Batch-invariant: AMX for every prompt call or for none. Otherwise from
+     * AMX_MIN_TOK tokens, where it pays for its packing. */
+    const bool amx_ok = invariant ? (flags & HS_MM_PROMPT) != 0 : n_tok >= AMX_MIN_TOK;
     const struct hs_qtype *qt = hs_qtype(w->type);
     if (!qt)
         return HS_EUNSUPPORTED;
@@ -324,9 +334,7 @@ int hs_matmul_ex(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, 
     const struct hs_qtype_kernels *k = hs_qtype_kernels(w->type);
     if (!k->vec_dot)
         return HS_EUNSUPPORTED;
-    if ((w->type == HS_TYPE_Q8_0 || w->type == HS_TYPE_Q4_0 || w->type == HS_TYPE_Q5_0 || w->type == HS_TYPE_Q4_K ||
-         w->type == HS_TYPE_Q6_K) &&
-        n_tok >= AMX_MIN_TOK && !invariant && hs_amx_enabled())
+    if (amx_ok && amx_type(w->type) && hs_amx_enabled())
         return matmul_amx(pool, scratch, w, x, ldx, n_tok, y, ldy);
     const void *q = x;
     size_t q_row = ldx * sizeof(float);

@@ -12,6 +12,7 @@
 
 #include "base/pool.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,17 +39,26 @@ void hs_mm_scratch_free(hs_mm_scratch *s);
 int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
               int n_tok, float *y, size_t ldy);
 
-/* (addition) hs_matmul with a choice of kernels. HS_MM_BATCH_INVARIANT: each
- * token's row of y comes out bit for bit the same whatever the other tokens
- * of the call (how many, which, where this one sits): no AMX (its
- * activations are Q8_0, not the dot products' type), and tiles only where
- * the tile kernel is exact against vec_dot (hs_qtype_kernels: gemm_exact);
- * other types loop vec_dot. A server needs it, so that batching requests
- * changes nobody's answer; it costs prompt speed (AMX) and, for types
- * without exact tiles, batch speed. */
-enum { HS_MM_BATCH_INVARIANT = 1 };
+/* (addition) hs_matmul with a choice of kernels.
+ *
+ * HS_MM_BATCH_INVARIANT: each token's row of y comes out bit for bit the
+ * same whatever the other tokens of the call (how many, which, where this
+ * one sits). The kernel then depends on the type only, never on n_tok: the
+ * dot products, or tiles where the tile kernel is exact against them
+ * (hs_qtype_kernels: gemm_exact). A server needs it, so that batching
+ * requests changes nobody's answer.
+ *
+ * HS_MM_PROMPT, with HS_MM_BATCH_INVARIANT: the tokens are prompt tokens,
+ * and the types AMX serves take the AMX tiles whatever n_tok (AMX's results
+ * are per token too, but its activations are Q8_0, so its bits differ from
+ * the dot products'). Prompts thus keep their fast kernels, and a token's
+ * results depend only on its kind (prompt or generated). */
+enum { HS_MM_BATCH_INVARIANT = 1, HS_MM_PROMPT = 2 };
 int hs_matmul_ex(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
                  int n_tok, float *y, size_t ldy, unsigned flags);
+/* (addition) Whether HS_MM_PROMPT changes the kernel for this type (AMX
+ * serves it on this CPU). */
+bool hs_matmul_prompt_kernels(int type);
 
 /* Copies row `row` of W into out (n_cols floats): embedding lookups. */
 int hs_mat_get_row(const struct hs_mat *w, int64_t row, float *out);

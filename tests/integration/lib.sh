@@ -5,7 +5,8 @@
 #
 #   hs_require_bin                  fail unless $HS_BIN is an executable
 #   hs_require_serve                skip (77) when the binary has no `serve` command
-#   hs_model_stories | hs_model_tiny   a small model path (stories260K, or a synthetic one)
+#   hs_require_stories              skip (77) when ../shared/models/stories260K.gguf is absent
+#   hs_model_stories | hs_model_tiny   print a small model's path (stories260K, or a synthetic one)
 #   hs_start NAME [serve flags]     start a server on a free loopback port, store $HS_TMP/NAME.db;
 #                                   waits for /health 200; sets HS_URL[NAME], HS_PID[NAME],
 #                                   HS_DB[NAME], HS_LOG[NAME]
@@ -96,17 +97,21 @@ hs_require_serve() {
     "$HS_BIN" serve --help >/dev/null 2>&1 || skip "this hestia has no working 'serve' command yet"
 }
 
-# The stories260K model from ../shared (skips when absent).
-hs_model_stories() {
-    local m=$HS_SHARED/models/stories260K.gguf
-    [ -f "$m" ] || skip "$m is absent"
-    echo "$m"
+# The stories260K model from ../shared: hs_require_stories skips the test when it is
+# absent (call it in the test's own shell, not inside $(...)); hs_model_stories prints
+# its path.
+hs_require_stories() {
+    [ -f "$HS_SHARED/models/stories260K.gguf" ] || skip "$HS_SHARED/models/stories260K.gguf is absent"
 }
-# A small synthetic model (random weights, 512-token SentencePiece vocabulary), made once per test.
+hs_model_stories() {
+    echo "$HS_SHARED/models/stories260K.gguf"
+}
+# A small synthetic model (random weights, 512-token SentencePiece vocabulary), made
+# once per test; prints its path (empty, with a FAIL line on stderr, if synth fails).
 hs_model_tiny() {
     local m=$HS_TMP/tiny.gguf
     if [ ! -f "$m" ]; then
-        "$HS_BIN" synth -o "$m" -q "$@" >/dev/null 2>&1 || { echo "FAIL: hestia synth failed" >&2; exit 1; }
+        "$HS_BIN" synth -o "$m" -q "$@" >/dev/null 2>&1 || { echo "FAIL: hestia synth failed" >&2; return 1; }
     fi
     echo "$m"
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The gateway path: hestia A serves stories260K with an API key; hestia B's config
+# The gateway path: hestia A serves stories260K (or a synthetic model) with an API key; hestia B's config
 # has an upstream model "remote" pointing at A's /v1 with that key. Through B:
 #  - completions, chat (streamed and not) and embeddings equal the same requests
 #    sent to A directly (greedy), streaming passed through to [DONE];
@@ -12,9 +12,14 @@
 . "$(dirname "$0")/lib.sh"
 hs_require_bin
 hs_require_serve
-model=$(hs_model_stories)
+if [ -f "$HS_SHARED/models/stories260K.gguf" ]; then
+    model=$(hs_model_stories)
+else
+    echo "note: stories260K is absent; using a synthetic model"
+    model=$(hs_model_tiny) || exit 1
+fi
 name=$(basename "$model" .gguf)
-tiny=$(hs_model_tiny)
+tiny=$(hs_model_tiny) || exit 1
 
 "$HS_BIN" keys create --name gateway --scope user --store "$HS_TMP/a.db" >"$HS_TMP/key" 2>"$HS_TMP/key.err" ||
     { echo "FAIL: keys create: $(cat "$HS_TMP/key.err")"; exit 1; }

@@ -31,7 +31,7 @@ if [ -f "$HS_SHARED/models/stories260K.gguf" ]; then
     model=$HS_SHARED/models/stories260K.gguf
 else
     echo "note: stories260K is absent; using a synthetic model"
-    model=$(hs_model_tiny)
+    model=$(hs_model_tiny) || exit 1
 fi
 name=$(basename "$model" .gguf)
 cat >"$HS_TMP/load.yaml" <<EOF

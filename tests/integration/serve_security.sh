@@ -22,7 +22,7 @@ if [ -f "$HS_SHARED/models/stories260K.gguf" ]; then
     model=$HS_SHARED/models/stories260K.gguf
 else
     echo "note: stories260K is absent; using a synthetic model"
-    model=$(hs_model_tiny)
+    model=$(hs_model_tiny) || exit 1
 fi
 name=$(basename "$model" .gguf)
 limits=(--max-messages 4 --max-input-tokens 64 --max-body 16384)

@@ -274,8 +274,8 @@ static void bad_port_and_busy_port_are_errors(void **state)
     (void)state;
     struct seen s = {0};
     hs_http *h = start(&s, 1024, 5);
-    struct hs_http_params p = {.host = "127.0.0.1", .port = hs_http_port(h), .max_body_bytes = 10,
-                               .handler = handler, .user = &s};
+    struct hs_http_params p = {
+        .host = "127.0.0.1", .port = hs_http_port(h), .max_body_bytes = 10, .handler = handler, .user = &s};
     hs_http *h2 = NULL;
     hs_err err = {0};
     assert_int_equal(hs_http_start(&p, &h2, &err), HS_EIO);

@@ -255,8 +255,9 @@ static void exact_tiles_equal_dot_products(void **state)
 /* ---- batch invariance of the context ---- */
 
 /* A batch-invariant context computes each row as it would alone: 8 prompts
- * one by one vs all in one batch, then one decode step per sequence alone
- * vs 1..8 of them together. Logits must be bit for bit equal. */
+ * one by one vs all in one batch, one decode step per sequence alone vs 1..8
+ * of them together, and decode rows beside a prompt in one batch. Logits
+ * must be bit for bit equal. */
 static void check_ctx_rows(const char *path)
 {
     hs_model *m = load(path);
@@ -278,10 +279,12 @@ static void check_ctx_rows(const char *path)
         int32_t seq[40];
         for (int i = 0; i < L[s]; i++)
             seq[i] = s;
-        struct hs_batch b = {.n = L[s], .tokens = prompts[s], .seq = seq};
+        struct hs_batch b = {.n = L[s], .tokens = prompts[s], .seq = seq, .n_prompt = L[s]};
         assert_int_equal(hs_decode(c, &b, &err), HS_OK);
         memcpy(alone + (size_t)s * V, hs_ctx_logits(c, L[s] - 1), sizeof(float) * (size_t)V);
     }
+    float *prompt_last = malloc(sizeof(float) * (size_t)V);
+    memcpy(prompt_last, alone + (size_t)(NS - 1) * V, sizeof(float) * (size_t)V);
     int32_t tok[256], seq[256];
     int8_t want[256];
     int n = 0, last[8];
@@ -295,7 +298,7 @@ static void check_ctx_rows(const char *path)
         }
         last[s] = n - 1;
     }
-    struct hs_batch all = {.n = n, .tokens = tok, .seq = seq, .logits = want};
+    struct hs_batch all = {.n = n, .tokens = tok, .seq = seq, .logits = want, .n_prompt = n};
     assert_int_equal(hs_decode(c, &all, &err), HS_OK);
     for (int s = 0; s < NS; s++)
         assert_memory_equal(hs_ctx_logits(c, last[s]), alone + (size_t)s * V, sizeof(float) * (size_t)V);
@@ -322,6 +325,27 @@ static void check_ctx_rows(const char *path)
             hs_ctx_seq_truncate(c, s, L[s]);
         }
     }
+    /* generated tokens of sequences 0-3 beside the whole prompt of 7 */
+    hs_ctx_seq_clear(c, NS - 1);
+    n = 0;
+    for (int s = 0; s < 4; s++, n++) {
+        tok[n] = 5 + s;
+        seq[n] = s;
+        want[n] = 1;
+    }
+    for (int i = 0; i < L[NS - 1]; i++, n++) {
+        tok[n] = prompts[NS - 1][i];
+        seq[n] = NS - 1;
+        want[n] = i == L[NS - 1] - 1;
+    }
+    struct hs_batch mixed = {.n = n, .tokens = tok, .seq = seq, .logits = want, .n_prompt = L[NS - 1]};
+    assert_int_equal(hs_decode(c, &mixed, &err), HS_OK);
+    for (int s = 0; s < 4; s++)
+        assert_memory_equal(hs_ctx_logits(c, s), alone + (size_t)s * V, sizeof(float) * (size_t)V);
+    assert_memory_equal(hs_ctx_logits(c, n - 1), prompt_last, sizeof(float) * (size_t)V);
+    struct hs_batch bad = {.n = 1, .tokens = tok, .seq = seq, .n_prompt = 2};
+    assert_int_equal(hs_decode(c, &bad, &err), HS_EINVAL);
+    free(prompt_last);
     free(alone);
     hs_ctx_free(c);
     hs_model_free(m);
@@ -668,7 +692,8 @@ static void queue_full_busy_and_cancel_frees_slot(void **state)
 /* An agent's system prompt (a long prefix) is computed once: the second
  * request finds it, in its own slot once the first is done, or copied from
  * a busy slot while the first still runs; and answers exactly as without
- * the cache. */
+ * the cache. So does a chat's next turn (first prompt, its answer, a new
+ * question), whose cached part is at least the first prompt. */
 static void check_prefix(const char *path, const int32_t *prefix, int n_prefix, const int32_t *q1, int n1,
                          const int32_t *q2, int n2)
 {
@@ -689,8 +714,9 @@ static void check_prefix(const char *path, const int32_t *prefix, int n_prefix, 
     /* after the first request has ended */
     s = sched_new(m, 2, 4, 512, 32, true);
     struct hs_job_params ja = greedy_params(a, n_prefix + n1, 16);
-    run_job(s, &ja, r);
-    assert_int_equal(r->end.n_cached, 0);
+    struct run *ra = malloc(sizeof *ra);
+    run_job(s, &ja, ra);
+    assert_int_equal(ra->end.n_cached, 0);
     run_job(s, &jb, r);
     assert_true(r->end.n_cached >= n_prefix);
     assert_true(r->end.n_cached < n_prefix + n2);
@@ -703,6 +729,25 @@ static void check_prefix(const char *path, const int32_t *prefix, int n_prefix, 
     run_job(s, &jb, r);
     assert_int_equal(r->end.n_cached, n_prefix + n2 - 1);
     assert_same_run(ref, r, "prefix cache (whole prompt)", 0);
+
+    /* the next turn of a's chat, against the same without the cache */
+    int32_t t2[400];
+    int nt = n_prefix + n1;
+    memcpy(t2, a, sizeof(int32_t) * (size_t)nt);
+    memcpy(t2 + nt, ra->toks, sizeof(int32_t) * (size_t)ra->n);
+    nt += ra->n;
+    memcpy(t2 + nt, q2, sizeof(int32_t) * (size_t)n2);
+    nt += n2;
+    struct hs_job_params jt = greedy_params(t2, nt, 16);
+    run_job(s, &jt, r);
+    assert_true(r->end.n_cached >= n_prefix + n1);
+    hs_sched *cold = sched_new(m, 2, 4, 512, 32, false);
+    struct run *r2 = malloc(sizeof *r2);
+    run_job(cold, &jt, r2);
+    hs_sched_free(cold);
+    assert_same_run(r2, r, "prefix cache (next turn of a chat)", 0);
+    free(r2);
+    free(ra);
     hs_sched_free(s);
 
     /* while the first request still runs: copied from its busy slot */
@@ -795,7 +840,7 @@ static void logprobs_match_log_softmax(void **state)
         .n_ctx = 128, .n_seq = 1, .n_batch = 64, .n_threads = 2, .batch_invariant = true};
     hs_ctx *c;
     assert_int_equal(hs_ctx_create(m, &cp, &c, &err), HS_OK);
-    struct hs_batch b = {.n = 16, .tokens = p};
+    struct hs_batch b = {.n = 16, .tokens = p, .n_prompt = 16}; /* a prompt, as in the scheduler */
     assert_int_equal(hs_decode(c, &b, &err), HS_OK);
     int idx = 15;
     for (int t = 0; t < STEPS; t++) {
@@ -854,7 +899,7 @@ static void reference_embedding(const hs_model *m, const float *out_w, const int
     assert_int_equal(hs_ctx_create(m, &cp, &hl, &err), HS_OK);
     int8_t all[128];
     memset(all, 1, sizeof all);
-    struct hs_batch b = {.n = n, .tokens = toks, .logits = all};
+    struct hs_batch b = {.n = n, .tokens = toks, .logits = all, .n_prompt = n};
     hs_ctx_set_embeddings(he, true);
     assert_int_equal(hs_decode(he, &b, &err), HS_OK);
     assert_int_equal(hs_decode(hl, &b, &err), HS_OK);

@@ -190,9 +190,10 @@ static int64_t sql_i64(const char *db_path, const char *sql)
 
 static const char k_chat[] = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],"
                              "\"max_tokens\":4,\"temperature\":0}";
-static const char k_chat_stream[] = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],"
-                                    "\"max_tokens\":4,\"temperature\":0,\"stream\":true,"
-                                    "\"stream_options\":{\"include_usage\":true}}";
+static const char k_chat_stream[] =
+    "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],"
+    "\"max_tokens\":4,\"temperature\":0,\"stream\":true,"
+    "\"stream_options\":{\"include_usage\":true}}";
 
 /* ---- tests ---- */
 
@@ -249,7 +250,8 @@ static void request_id_is_echoed_sanitized_or_new(void **state)
     assert_string_equal(hs_http_resp_get_header(&r, "x-request-id"), "abc-9");
     hs_http_resp_free(&r);
     hs_store_flush(hs_server_store(v.s));
-    assert_int_equal(sql_i64(v.db, "SELECT count(*) FROM requests WHERE id = 'abc-9' OR id LIKE 'abc-9.%'"), 2);
+    assert_int_equal(sql_i64(v.db, "SELECT count(*) FROM requests WHERE id = 'abc-9' OR id LIKE 'abc-9.%'"),
+                     2);
 
     char longid[300];
     memset(longid, 'x', sizeof longid - 1);
@@ -261,8 +263,10 @@ static void request_id_is_echoed_sanitized_or_new(void **state)
 
     static const struct {
         const char *path, *prefix;
-    } k[] = {{"/v1/chat/completions", "chatcmpl-"}, {"/v1/completions", "cmpl-"},
-             {"/v1/embeddings", "embd-"}, {"/v1/models", "req-"}};
+    } k[] = {{"/v1/chat/completions", "chatcmpl-"},
+             {"/v1/completions", "cmpl-"},
+             {"/v1/embeddings", "embd-"},
+             {"/v1/models", "req-"}};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
         call(v.s, "POST", k[i].path, "{}", NULL, &r);
         const char *id = hs_http_resp_get_header(&r, "x-request-id");
@@ -283,8 +287,8 @@ static void routes_models_404_405(void **state)
     assert_int_equal(r.status, 200);
     json_t *j = body_json(&r);
     assert_int_equal(json_array_size(json_object_get(j, "data")), 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id")),
-                        "tiny");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id")), "tiny");
     json_decref(j);
     hs_http_resp_free(&r);
     call(v.s, "GET", "/v1/models/tiny", NULL, NULL, &r);
@@ -301,7 +305,8 @@ static void routes_models_404_405(void **state)
     assert_string_equal(hs_http_resp_get_header(&r, "Allow"), "POST");
     hs_http_resp_free(&r);
     /* "default" names the first model; an unknown one is a 404 naming the field */
-    call(v.s, "POST", "/v1/completions", "{\"model\":\"default\",\"prompt\":\"a\",\"max_tokens\":1}", NULL, &r);
+    call(v.s, "POST", "/v1/completions", "{\"model\":\"default\",\"prompt\":\"a\",\"max_tokens\":1}", NULL,
+         &r);
     assert_int_equal(r.status, 200);
     hs_http_resp_free(&r);
     call(v.s, "POST", "/v1/completions", "{\"model\":\"nope\",\"prompt\":\"a\"}", NULL, &r);
@@ -321,7 +326,8 @@ static void streamed_equals_collected_and_each_request_is_recorded_once(void **s
     json_t *j = body_json(&r);
     json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
     char *want = strdup(json_string_value(json_object_get(msg, "content")));
-    int want_tokens = (int)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
+    int want_tokens =
+        (int)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
     json_decref(j);
     hs_http_resp_free(&r);
 
@@ -368,7 +374,8 @@ static void streamed_equals_collected_and_each_request_is_recorded_once(void **s
     hs_http_resp_free(&r);
     call(v.s, "GET", "/health", NULL, NULL, &r); /* a probe: not recorded */
     hs_http_resp_free(&r);
-    call(v.s, "POST", "/v1/chat/completions", "{\"model\":\"tiny\",\"messages\":[{\"role\":\"x\"}]}", NULL, &r);
+    call(v.s, "POST", "/v1/chat/completions", "{\"model\":\"tiny\",\"messages\":[{\"role\":\"x\"}]}", NULL,
+         &r);
     assert_int_equal(r.status, 400);
     hs_http_resp_free(&r);
     hs_store_flush(hs_server_store(v.s));
@@ -376,7 +383,8 @@ static void streamed_equals_collected_and_each_request_is_recorded_once(void **s
     assert_int_equal(sql_i64(v.db, "SELECT count(*) FROM requests WHERE stream = 1 AND status = 200 "
                                    "AND tokens_out > 0 AND ttft_ms >= 0"),
                      1);
-    assert_int_equal(sql_i64(v.db, "SELECT count(*) FROM requests WHERE status = 400 AND error IS NOT NULL"), 1);
+    assert_int_equal(sql_i64(v.db, "SELECT count(*) FROM requests WHERE status = 400 AND error IS NOT NULL"),
+                     1);
     srv_stop(&v);
 }
 
@@ -388,7 +396,8 @@ static void client_gone_mid_stream_cuts_and_records_499(void **state)
     struct hs_http_resp r;
     struct treq t = {.names = {"x-request-id"}, .values = {"gone-1"}, .n = 1, .gone_after = 0};
     call(v.s, "POST", "/v1/completions",
-         "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":100,\"ignore_eos\":true,\"stream\":true}", &t, &r);
+         "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":100,\"ignore_eos\":true,\"stream\":true}", &t,
+         &r);
     assert_int_equal(r.status, 200);
     long rc;
     char *sse = drain(&r, &rc);
@@ -399,13 +408,14 @@ static void client_gone_mid_stream_cuts_and_records_499(void **state)
 
     /* a collected answer whose client leaves: cut too */
     struct treq t2 = {.names = {"x-request-id"}, .values = {"gone-2"}, .n = 1, .gone_after = 0};
-    call(v.s, "POST", "/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":100,\"ignore_eos\":true}",
-         &t2, &r);
+    call(v.s, "POST", "/v1/completions",
+         "{\"model\":\"tiny\",\"prompt\":\"a\",\"max_tokens\":100,\"ignore_eos\":true}", &t2, &r);
     assert_int_equal(r.status, 499);
     hs_http_resp_free(&r);
     hs_store_flush(hs_server_store(v.s));
-    assert_int_equal(sql_i64(v.db, "SELECT count(*) FROM requests WHERE id IN ('gone-1','gone-2') AND status = 499 "
-                                   "AND tokens_out < 100"),
+    assert_int_equal(sql_i64(v.db,
+                             "SELECT count(*) FROM requests WHERE id IN ('gone-1','gone-2') AND status = 499 "
+                             "AND tokens_out < 100"),
                      2);
     srv_stop(&v);
 }
@@ -417,9 +427,10 @@ static void keys_scopes_and_open_probes(void **state)
     srv_start(&v, "keys", NULL, 4, true);
     char user[HS_STORE_KEY_CAP], admin[HS_STORE_KEY_CAP];
     hs_err err = {0};
-    assert_int_equal(hs_store_key_create(hs_server_store(v.s), "u", HS_SCOPE_USER, user, sizeof user, &err), HS_OK);
-    assert_int_equal(hs_store_key_create(hs_server_store(v.s), "a", HS_SCOPE_ADMIN, admin, sizeof admin, &err),
+    assert_int_equal(hs_store_key_create(hs_server_store(v.s), "u", HS_SCOPE_USER, user, sizeof user, &err),
                      HS_OK);
+    assert_int_equal(
+        hs_store_key_create(hs_server_store(v.s), "a", HS_SCOPE_ADMIN, admin, sizeof admin, &err), HS_OK);
     char bu[80], ba[80];
     snprintf(bu, sizeof bu, "Bearer %s", user);
     snprintf(ba, sizeof ba, "bearer   %s ", admin);
