@@ -6,13 +6,15 @@
 #
 #   scripts/valgrind.sh            (or: make valgrind [BUILDROOT=build/me])
 #
-# Builds $BUILDROOT/hestia and the unit tests test_base and test_gguf without
+# Builds $BUILDROOT/hestia and the unit tests test_base, test_gguf and
+# test_upstream without
 # sanitizers, then runs: hestia synth (tiny, q8_0 and q4_k_m), hestia run for
 # 16 tokens (on ../shared/models/stories260K.gguf, or the synthetic model
 # without it; greedy and sampled), a short run with the reference kernels and
 # on each synthetic model, hestia bench, tokenize and info, hestia run on
 # broken files (the error paths must free what they took), and the two test
-# binaries. Valgrind emulates no
+# binaries, then hestia serve answering a few requests and stopping on
+# SIGTERM. Valgrind emulates no
 # AVX-512, so the kernels are capped at AVX2 ($HESTIA_CPU, unless set).
 # Logs: $BUILDROOT/valgrind/<check>.log. Ends with one line:
 #   valgrind: N passed, N failed
@@ -28,7 +30,7 @@ if ! command -v valgrind >/dev/null; then
     exit 1
 fi
 bin=$root/hestia
-tests=("$root/tests/test_base" "$root/tests/test_gguf")
+tests=("$root/tests/test_base" "$root/tests/test_gguf" "$root/tests/test_upstream")
 echo "valgrind: building $bin and ${tests[*]} (no sanitizers)"
 if ! make --no-print-directory BUILDROOT="$root" SAN=0 -j2 all "${tests[@]}" >"$logdir/build.log" 2>&1; then
     tail -n 30 "$logdir/build.log"
@@ -48,10 +50,16 @@ passed=0 failed=0 failing=()
 check() {
     local name=$1 want=$2
     shift 3
-    local log=$logdir/$name.log start=$SECONDS
-    "${vg[@]}" --log-file="$log" "$@" >"$logdir/$name.out" 2>"$logdir/$name.err" </dev/null
-    local rc=$?
-    local secs=$((SECONDS - start)) verdict=ok
+    local start=$SECONDS
+    "${vg[@]}" --log-file="$logdir/$name.log" "$@" >"$logdir/$name.out" 2>"$logdir/$name.err" </dev/null
+    judge "$name" "$want" $? $((SECONDS - start)) "$@"
+}
+
+# judge NAME WANT RC SECONDS CMD...: the verdict on one memcheck run.
+judge() {
+    local name=$1 want=$2 rc=$3 secs=$4
+    shift 4
+    local log=$logdir/$name.log verdict=ok
     if [ "$rc" -eq 99 ]; then
         verdict="memcheck errors"
     elif [ "$rc" -ne "$want" ]; then
@@ -110,6 +118,56 @@ check run-long-prompt 1 -- "$bin" run -m "$model" -p "Once upon a time there was
 for t in "${tests[@]}"; do
     check "$(basename "$t")" 0 -- "$t"
 done
+
+# The server: a chat, a stream, a completion with logprobs, embeddings, a bad
+# request, a client that hangs up mid-stream, /metrics, then SIGTERM (exit 0,
+# store flushed, everything freed).
+serve_check() {
+    local start=$SECONDS url pid port="" i rc
+    "${vg[@]}" --log-file="$logdir/serve.log" "$bin" serve -m "$model" --host 127.0.0.1 --port 0 \
+        --port-file "$tmp/port" --store "$tmp/serve.db" --threads 2 --parallel 2 \
+        >"$logdir/serve.out" 2>"$logdir/serve.err" </dev/null &
+    pid=$!
+    for i in $(seq 1 600); do
+        [ -s "$tmp/port" ] && port=$(cat "$tmp/port") &&
+            curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    url=http://127.0.0.1:$port
+    local chat='{"model":"default","messages":[{"role":"user","content":"Hello"}],"max_tokens":8'
+    curl -s -m 120 "$url/v1/chat/completions" -d "$chat,\"temperature\":0}" >"$tmp/r1" 2>&1
+    curl -s -m 120 -N "$url/v1/chat/completions" \
+        -d "$chat,\"stream\":true,\"stream_options\":{\"include_usage\":true}}" >"$tmp/r2" 2>&1
+    curl -s -m 120 "$url/v1/completions" \
+        -d '{"model":"default","prompt":"Once upon a time","max_tokens":6,"logprobs":3}' >"$tmp/r3" 2>&1
+    curl -s -m 120 "$url/v1/embeddings" -d '{"model":"default","input":["a cat","a dog"]}' >"$tmp/r4" 2>&1
+    curl -s -m 60 "$url/v1/chat/completions" -d '{"model":"default","messages":[]}' >"$tmp/r5" 2>&1
+    curl -s -m 2 -N "$url/v1/completions" \
+        -d '{"model":"default","prompt":"Once","max_tokens":400,"stream":true,"ignore_eos":true}' \
+        >/dev/null 2>&1
+    curl -s -m 60 "$url/metrics" >"$tmp/r6" 2>&1
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"
+    rc=$?
+    local bad=""
+    grep -q '"chat.completion"' "$tmp/r1" || bad="chat answer"
+    grep -q 'data: \[DONE\]' "$tmp/r2" || bad="$bad stream"
+    grep -q '"logprobs"' "$tmp/r3" || bad="$bad completion"
+    grep -q '"embedding"' "$tmp/r4" || bad="$bad embeddings"
+    grep -q '"invalid_request_error"' "$tmp/r5" || bad="$bad error object"
+    grep -q 'hestia:requests_total' "$tmp/r6" || bad="$bad metrics"
+    if [ -n "$bad" ]; then
+        echo "  serve: unexpected answers:$bad (see $tmp)"
+        rc=98
+    fi
+    judge serve 0 "$rc" $((SECONDS - start)) "$bin" serve -m "$model"
+}
+if command -v curl >/dev/null; then
+    serve_check
+else
+    echo "  (curl is absent: the server check is skipped)"
+fi
 
 [ "$failed" -gt 0 ] && echo "failing: ${failing[*]} (logs in $logdir)"
 echo "valgrind: $passed passed, $failed failed"

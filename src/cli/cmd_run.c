@@ -217,8 +217,10 @@ static void session_free(struct session *s)
 }
 
 /* Decodes toks after what the cache holds, in chunks of N_BATCH; the logits of
- * the last token are then hs_ctx_logits(ctx, *last). */
-static int decode_tokens(struct session *s, const int32_t *toks, int n, int *last, hs_err *err)
+ * the last token are then hs_ctx_logits(ctx, *last). prompt says which kind
+ * of tokens they are: the context is batch-invariant, as the server's, so each
+ * kind takes the kernels it takes there and greedy answers equal the API's. */
+static int decode_tokens(struct session *s, const int32_t *toks, int n, bool prompt, int *last, hs_err *err)
 {
     int32_t pos[N_BATCH], seq[N_BATCH];
     for (int off = 0; off < n; off += N_BATCH) {
@@ -227,7 +229,8 @@ static int decode_tokens(struct session *s, const int32_t *toks, int n, int *las
             pos[i] = s->n_cached + i;
             seq[i] = 0;
         }
-        struct hs_batch b = {.n = k, .tokens = toks + off, .pos = pos, .seq = seq, .logits = NULL};
+        struct hs_batch b = {
+            .n = k, .tokens = toks + off, .pos = pos, .seq = seq, .logits = NULL, .n_prompt = prompt ? k : 0};
         int rc = hs_decode(s->ctx, &b, err);
         if (rc)
             return rc;
@@ -244,7 +247,7 @@ static int warmup(struct session *s, hs_err *err)
 {
     int32_t t = hs_tok_bos(s->tok) >= 0 ? hs_tok_bos(s->tok) : 0;
     int last;
-    int rc = decode_tokens(s, &t, 1, &last, err);
+    int rc = decode_tokens(s, &t, 1, true, &last, err);
     hs_ctx_seq_clear(s->ctx, 0);
     s->n_cached = 0;
     return rc;
@@ -261,7 +264,8 @@ static int session_open(struct session *s, const struct run_opts *o, hs_err *err
     struct hs_ctx_params cp = {.n_ctx = o->n_ctx,
                                .n_seq = 1,
                                .n_batch = N_BATCH,
-                               .n_threads = o->n_threads ? o->n_threads : hs_cpu_count()};
+                               .n_threads = o->n_threads ? o->n_threads : hs_cpu_count(),
+                               .batch_invariant = true};
     rc = hs_ctx_create(s->model, &cp, &s->ctx, err);
     if (rc)
         return rc;
@@ -347,7 +351,7 @@ static int generate(struct session *s, int n_predict, int last, bool bare_start,
             fprintf(stderr, "hestia %s: the context is full (%d tokens); stopping\n", CMD, s->n_ctx);
             break;
         }
-        rc = decode_tokens(s, &t, 1, &last, err);
+        rc = decode_tokens(s, &t, 1, false, &last, err);
         if (rc)
             break;
     }
@@ -394,7 +398,7 @@ static int run_prompt(struct session *s, const struct run_opts *o, const char *t
 
     double t0 = hs_now_s();
     int last = 0;
-    if (decode_tokens(s, ids, (int)n, &last, &err)) {
+    if (decode_tokens(s, ids, (int)n, true, &last, &err)) {
         status = hs_cli_fail_err(CMD, &err);
         goto out;
     }
@@ -479,7 +483,7 @@ static int sync_cache(struct session *s, const char *text, size_t len, int *last
     hs_ctx_seq_truncate(s->ctx, 0, keep);
     s->n_cached = keep;
     double t0 = hs_now_s();
-    rc = decode_tokens(s, ids + keep, (int)n - keep, last, err);
+    rc = decode_tokens(s, ids + keep, (int)n - keep, true, last, err);
     s->t_prompt += hs_now_s() - t0;
     for (size_t i = (size_t)keep; i < n; i++)
         hs_sampler_accept(s->smp, ids[i]); /* the penalties see the user's words too, as for a prompt */

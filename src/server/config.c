@@ -500,6 +500,54 @@ static int check_text(struct walk *w, const char *text, size_t len)
     return HS_OK;
 }
 
+/* Explicit mapping keys ("? key") are refused before libfyaml sees them: a
+ * configuration never needs them, and libfyaml 0.7.12 writes through a NULL
+ * pointer on some of them (an explicit key, a tab, then a block scalar;
+ * found by fuzz_config). A '?' is the indicator when a space, tab or line end
+ * follows it and it starts a node: first on its line, or after '-', '{', '[',
+ * ',' or ':'. Quoted scalars and comments are skipped. */
+static int check_explicit_keys(struct walk *w, const char *text, size_t len)
+{
+    int line = 1;
+    char quote = 0;   /* inside a '...' or "..." scalar */
+    char prev = '\n'; /* the last character outside quotes that is not a blank */
+    char last = '\n'; /* the character just before, blank or not */
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (ch == '\n')
+            line++;
+        if (quote) {
+            if (quote == '"' && ch == '\\' && i + 1 < len)
+                i++; /* an escape, whatever follows */
+            else if (ch == quote && !(quote == '\'' && i + 1 < len && text[i + 1] == '\''))
+                quote = 0;
+            else if (ch == '\'' && quote == '\'')
+                i++; /* '' inside single quotes */
+            last = ch;
+            continue;
+        }
+        bool starts_node = last == ' ' || last == '\t' || last == '\n' || last == '{' || last == '[' || last == ',';
+        if (ch == '#' && starts_node) {
+            while (i + 1 < len && text[i + 1] != '\n')
+                i++;
+            continue;
+        }
+        if ((ch == '"' || ch == '\'') && starts_node) {
+            quote = ch;
+        } else if (ch == '?' && (i + 1 == len || text[i + 1] == ' ' || text[i + 1] == '\t' || text[i + 1] == '\n' ||
+                                 text[i + 1] == '\r')) {
+            if (strchr("\n-{[,:", prev))
+                return hs_err_set(w->err, HS_EFORMAT,
+                                  "%s:%d: explicit mapping keys ('? key') are not supported in the configuration",
+                                  w->name, line);
+        }
+        if (ch != ' ' && ch != '\t' && ch != '\r')
+            prev = ch;
+        last = ch;
+    }
+    return HS_OK;
+}
+
 static void quiet_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
 {
     (void)diag;
@@ -513,6 +561,8 @@ int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t le
 {
     struct walk w = {name ? name : "config", err, c, text, len};
     int rc = check_text(&w, text, len);
+    if (rc == HS_OK)
+        rc = check_explicit_keys(&w, text, len);
     if (rc != HS_OK)
         return rc;
     struct fy_diag_cfg dc;

@@ -621,6 +621,9 @@ static int load_upstream(hs_server *s, struct srv_model *m, hs_err *err)
         .api_key = e->upstream_key,
         .model = e->upstream_model ? e->upstream_model : e->name,
         .timeout_ms = e->upstream_timeout_s > 0 ? e->upstream_timeout_s * 1000 : 0,
+        /* A non-streamed answer sends nothing until it is complete, so silence
+         * may last as long as the whole request: bound it by the same time. */
+        .idle_timeout_ms = e->upstream_timeout_s > 0 ? e->upstream_timeout_s * 1000 : 300000,
     };
     int rc = hs_upstream_create(&up, &m->up, err);
     if (rc)

@@ -301,6 +301,17 @@ static void syntax_errors_have_lines(void **state)
     assert_int_equal(hs_serve_config_parse(&c, "a\0b", 3, "t.yaml", &err), HS_EFORMAT);
     assert_int_equal(parse(&c, "store: {path: \"it's \\u00e9\"}\n", &err), HS_OK);
     assert_string_equal(c.store_path, "it's \xc3\xa9");
+    /* explicit keys never reach libfyaml, which crashes on this one (found by
+       fuzz_config); a '?' inside a value, a quote or a comment is just text */
+    assert_int_equal(parse(&c, "models:\n ? a n-me: \t>", &err), HS_EFORMAT);
+    assert_non_null(strstr(err.msg, "t.yaml:2: explicit mapping keys"));
+    assert_int_equal(parse(&c, "{? a: b}", &err), HS_EFORMAT);
+    assert_int_equal(parse(&c, "server:\n  host: a? # what ? now\n", &err), HS_OK);
+    assert_string_equal(c.host, "a?");
+    assert_int_equal(parse(&c, "store: {path: \"x ? y\"}\n", &err), HS_OK);
+    assert_string_equal(c.store_path, "x ? y");
+    assert_int_equal(parse(&c, "store:\n  path: '? it is'\n", &err), HS_OK);
+    assert_string_equal(c.store_path, "? it is");
     hs_serve_config_free(&c);
 
     hs_serve_config_default(&c);

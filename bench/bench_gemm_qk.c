@@ -1,0 +1,162 @@
+/* Speed of the K-quant tile kernels at decode-batch sizes: one weight matrix
+ * against 1, 2, 4, 8 and 16 Q8_K tokens through hs_q*_k_gemm_avx512
+ * (HS_Q_K_GEMM_ROWS-row tiles, all tokens in one tile), beside one token
+ * through hs_q*_k_vec_dot_avx512. One thread; the time is the thread's CPU
+ * time (a shared machine disturbs it less than wall time), the median of
+ * many runs. Prints ms per matrix and, for the tiles, the cost per token
+ * relative to vec_dot's one token. Not part of `make test`.
+ *
+ * Build by hand after a library build, e.g.:
+ *   make BUILDROOT=build/me build/me/libhestia.a
+ *   cc -O2 -std=c11 -D_GNU_SOURCE -Isrc bench/bench_gemm_qk.c build/me/libhestia.a -lm -pthread \
+ *      -o /tmp/bench_gemm_qk
+ *   /tmp/bench_gemm_qk [reps=31] */
+#include "base/cpu.h"
+#include "base/err.h"
+#include "base/parse.h"
+#include "tensor/qtype_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static float frand(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+struct kind {
+    const char *name;
+    size_t bytes;
+    hs_from_float_fn quant;
+    hs_vec_dot_fn dot;
+    hs_gemm_fn gemm;
+};
+
+static double cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* 64 distinct quantized rows, repeated: the speed does not depend on values. */
+static char *make_matrix(const struct kind *k, int rows, int cols, size_t *row_bytes)
+{
+    *row_bytes = (size_t)cols / HS_QK_K * k->bytes;
+    char *w = aligned_alloc(64, (*row_bytes * (size_t)rows + 63) / 64 * 64);
+    float *x = malloc(sizeof(float) * (size_t)cols);
+    for (int r = 0; r < rows && r < 64; r++) {
+        for (int i = 0; i < cols; i++)
+            x[i] = frand() * 0.05f;
+        k->quant(x, w + (size_t)r * *row_bytes, cols);
+    }
+    for (int r = 64; r < rows; r++)
+        memcpy(w + (size_t)r * *row_bytes, w + (size_t)(r % 64) * *row_bytes, *row_bytes);
+    free(x);
+    return w;
+}
+
+static char *make_act(int n_tok, int cols, size_t *act_row)
+{
+    *act_row = (size_t)cols / HS_QK_K * sizeof(hs_block_q8_k);
+    char *a = aligned_alloc(64, (*act_row * (size_t)n_tok + 63) / 64 * 64);
+    float *x = malloc(sizeof(float) * (size_t)cols);
+    for (int t = 0; t < n_tok; t++) {
+        for (int i = 0; i < cols; i++)
+            x[i] = frand();
+        hs_q8_k_from_float_ref(x, a + (size_t)t * *act_row, cols);
+    }
+    free(x);
+    return a;
+}
+
+/* Seconds (CPU) per pass over the matrix; n_tok 0 = vec_dot, one token. */
+static double bench(const struct kind *k, const char *w, size_t rb, int rows, int cols, const char *act,
+                    size_t ab, int n_tok, float *out, int reps)
+{
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
+        const double c0 = cpu_s();
+        if (n_tok == 0) {
+            for (int i = 0; i < rows; i++)
+                k->dot(cols, &out[i], w + (size_t)i * rb, act);
+        } else {
+            for (int i = 0; i < rows; i += HS_Q_K_GEMM_ROWS)
+                k->gemm(cols, out + i, (size_t)rows, w + (size_t)i * rb, rb, act, ab, HS_Q_K_GEMM_ROWS, n_tok);
+        }
+        if (r >= 0)
+            t[r] = cpu_s() - c0;
+    }
+    const double sec = median(t, reps);
+    free(t);
+    return sec;
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 31;
+    if (argc > 1 && hs_parse_int(argv[1], 1, 10000, &reps) != HS_OK) {
+        fprintf(stderr, "usage: bench_gemm_qk [reps]\n");
+        return 1;
+    }
+    if (hs_cpu_level() < HS_CPU_AVX512) { /* the kernels below are called by name */
+        fprintf(stderr, "bench_gemm_qk: needs AVX-512\n");
+        return 1;
+    }
+    const struct kind kinds[] = {
+        {"q4_K", sizeof(hs_block_q4_k), hs_q4_k_from_float_ref, hs_q4_k_vec_dot_avx512, hs_q4_k_gemm_avx512},
+        {"q6_K", sizeof(hs_block_q6_k), hs_q6_k_from_float_ref, hs_q6_k_vec_dot_avx512, hs_q6_k_gemm_avx512},
+        {"q5_K", sizeof(hs_block_q5_k), hs_q5_k_from_float_ref, hs_q5_k_vec_dot_avx512, hs_q5_k_gemm_avx512},
+    };
+    const int shapes[][2] = {{8192, 2048}, {2048, 2048}};
+    const int toks[] = {0, 1, 2, 4, 8, 16};
+    printf("ms per matrix, 1 thread (CPU time, median of %d); (x) = per-token cost / vec_dot's\n", reps);
+    printf("%-5s %-10s %8s", "type", "rows x cols", "vec_dot");
+    for (size_t t = 1; t < sizeof(toks) / sizeof(toks[0]); t++)
+        printf("   gemm%-2d (x)   ", toks[t]);
+    printf("\n");
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+            const int rows = shapes[s][0], cols = shapes[s][1];
+            size_t rb, ab;
+            char *w = make_matrix(&kinds[k], rows, cols, &rb);
+            char *act = make_act(16, cols, &ab);
+            float *out = malloc(sizeof(float) * (size_t)rows * 16);
+            printf("%-5s %5dx%-5d", kinds[k].name, rows, cols);
+            double base = 0;
+            for (size_t t = 0; t < sizeof(toks) / sizeof(toks[0]); t++) {
+                const double sec = bench(&kinds[k], w, rb, rows, cols, act, ab, toks[t], out, reps);
+                if (t == 0) {
+                    base = sec;
+                    printf(" %8.3f", sec * 1e3);
+                } else {
+                    printf("  %7.3f (%4.2f)", sec * 1e3, sec / toks[t] / base);
+                }
+                fflush(stdout);
+            }
+            printf("\n");
+            free(w);
+            free(act);
+            free(out);
+        }
+    }
+    return 0;
+}
