@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: finds the default model and serves it with `hestia serve` on
-# 127.0.0.1:8000 (a binary without `serve` falls back to a chat in the terminal,
-# or, without a terminal, one completion).
+# 127.0.0.1:8000 (Ctrl-C stops it gracefully).
 set -euo pipefail
 bin=${1:-build/hestia}
 cd "$(dirname "$0")/.."
@@ -14,11 +13,5 @@ if [ -z "$model" ]; then
     echo "          (or make one: $bin synth -o models/default.gguf --shape tiny)" >&2
     exit 1
 fi
-echo "make run: model $model" >&2
-if "$bin" --help 2>/dev/null | grep -q '^  serve '; then
-    exec "$bin" serve -m "$model"
-fi
-if [ -t 0 ]; then
-    exec "$bin" run -m "$model" --chat
-fi
-exec "$bin" run -m "$model" -p "Once upon a time" -n 64
+echo "make run: serving $model on http://127.0.0.1:8000 (OpenAI API under /v1)" >&2
+exec "$bin" serve -m "$model"

@@ -1,7 +1,9 @@
 /* Who may call, and how often: API keys from the store (Authorization:
  * Bearer), admin scope for /admin, and the rate limits per key name and per
- * client address. With no active key in the store the server is open; it
- * then listens on loopback only unless told --insecure (hs_server_listen). */
+ * client address. With no active key in the store the server is open to
+ * loopback clients only, unless told --insecure (hs_server_listen refuses a
+ * non-loopback address then, and a server that had keys at start and lost
+ * them all refuses clients from the network). */
 #include "base/log.h"
 #include "server/server_impl.h"
 
@@ -55,7 +57,16 @@ bool hs_srv_auth(struct srv_call *c, const struct hs_http_req *req, struct hs_ht
 {
     hs_server *s = c->srv;
     /* A store that cannot say how many keys it has fails closed: keys needed. */
-    if (hs_store_key_count(s->store) != 0) {
+    int n_keys = hs_store_key_count(s->store);
+    if (n_keys == 0 && !req->loopback && !s->cfg->insecure) {
+        /* The server listens beyond loopback because it had keys at start;
+         * with every key revoked since, it must not turn open to the network. */
+        hs_srv_fail(c, resp, 401, "authentication_error", "invalid_api_key", NULL,
+                    "This server has no API key configured and serves only loopback clients "
+                    "(create one with: hestia keys create --name NAME)");
+        return false;
+    }
+    if (n_keys != 0) {
         char key[256];
         struct hs_key_info ki;
         if (!bearer(hs_http_req_header(req, "Authorization"), key, sizeof key)) {

@@ -480,6 +480,17 @@ static void keys_scopes_and_open_probes(void **state)
     call(v.s, "GET", "/metrics", NULL, &pub, &r);
     assert_int_equal(r.status, 401);
     hs_http_resp_free(&r);
+
+    /* every key revoked: loopback clients are served, network clients are not
+       (the server must not turn open to the network it listens on) */
+    assert_int_equal(hs_store_key_revoke(hs_server_store(v.s), "u", &err), HS_OK);
+    assert_int_equal(hs_store_key_revoke(hs_server_store(v.s), "a", &err), HS_OK);
+    call(v.s, "GET", "/v1/models", NULL, &pub, &r);
+    assert_error(&r, 401, "authentication_error", "invalid_api_key");
+    hs_http_resp_free(&r);
+    call(v.s, "GET", "/v1/models", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    hs_http_resp_free(&r);
     hs_store_flush(hs_server_store(v.s));
     assert_int_equal(sql_i64(v.db, "SELECT count(*) FROM requests WHERE endpoint = '/v1/chat/completions' "
                                    "AND status = 200 AND key_name = 'u'"),
@@ -504,8 +515,14 @@ static void rate_limit_size_and_public_bind(void **state)
     assert_non_null(hs_http_resp_get_header(&r, "Retry-After"));
     assert_string_equal(hs_http_resp_get_header(&r, "x-ratelimit-remaining-requests"), "0");
     hs_http_resp_free(&r);
+    /* another address has its own window; with no key it is refused as a
+       network client unless the server runs insecure */
     struct treq other = {.gone_after = -1, .public_client = true, .too_large = true};
-    call(v.s, "POST", "/v1/chat/completions", "", &other, &r); /* another address: its own window */
+    call(v.s, "POST", "/v1/chat/completions", "", &other, &r);
+    assert_error(&r, 401, "authentication_error", "invalid_api_key");
+    hs_http_resp_free(&r);
+    v.cfg.insecure = true;
+    call(v.s, "POST", "/v1/chat/completions", "", &other, &r);
     assert_error(&r, 413, "invalid_request_error", "request_too_large");
     hs_http_resp_free(&r);
     srv_stop(&v);
