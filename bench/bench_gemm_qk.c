@@ -16,19 +16,12 @@
 #include "base/parse.h"
 #include "tensor/qtype_impl.h"
 
+#include "qk_bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static float frand(void)
-{
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
 
 struct kind {
     const char *name;
@@ -37,56 +30,6 @@ struct kind {
     hs_vec_dot_fn dot;
     hs_gemm_fn gemm;
 };
-
-static double cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* 64 distinct quantized rows, repeated: the speed does not depend on values. */
-static char *make_matrix(const struct kind *k, int rows, int cols, size_t *row_bytes)
-{
-    *row_bytes = (size_t)cols / HS_QK_K * k->bytes;
-    char *w = aligned_alloc(64, (*row_bytes * (size_t)rows + 63) / 64 * 64);
-    float *x = malloc(sizeof(float) * (size_t)cols);
-    for (int r = 0; r < rows && r < 64; r++) {
-        for (int i = 0; i < cols; i++)
-            x[i] = frand() * 0.05f;
-        k->quant(x, w + (size_t)r * *row_bytes, cols);
-    }
-    for (int r = 64; r < rows; r++)
-        memcpy(w + (size_t)r * *row_bytes, w + (size_t)(r % 64) * *row_bytes, *row_bytes);
-    free(x);
-    return w;
-}
-
-static char *make_act(int n_tok, int cols, size_t *act_row)
-{
-    *act_row = (size_t)cols / HS_QK_K * sizeof(hs_block_q8_k);
-    char *a = aligned_alloc(64, (*act_row * (size_t)n_tok + 63) / 64 * 64);
-    float *x = malloc(sizeof(float) * (size_t)cols);
-    for (int t = 0; t < n_tok; t++) {
-        for (int i = 0; i < cols; i++)
-            x[i] = frand();
-        hs_q8_k_from_float_ref(x, a + (size_t)t * *act_row, cols);
-    }
-    free(x);
-    return a;
-}
 
 /* Seconds (CPU) per pass over the matrix; n_tok 0 = vec_dot, one token. */
 static double bench(const struct kind *k, const char *w, size_t rb, int rows, int cols, const char *act,
@@ -137,7 +80,7 @@ int main(int argc, char **argv)
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
             const int rows = shapes[s][0], cols = shapes[s][1];
             size_t rb, ab;
-            char *w = make_matrix(&kinds[k], rows, cols, &rb);
+            char *w = make_matrix(kinds[k].quant, kinds[k].bytes, rows, cols, &rb);
             char *act = make_act(16, cols, &ab);
             float *out = malloc(sizeof(float) * (size_t)rows * 16);
             printf("%-5s %5dx%-5d", kinds[k].name, rows, cols);

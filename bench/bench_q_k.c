@@ -18,6 +18,8 @@
 #include "base/pool.h"
 #include "tensor/qtype_impl.h"
 
+#include "qk_bench_util.h"
+
 #include <math.h>
 #include <time.h>
 #include <stdio.h>
@@ -25,15 +27,6 @@
 #include <string.h>
 
 #define MB (1024.0 * 1024.0)
-
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static float frand(void)
-{
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
 
 struct kind {
     const char *name;
@@ -81,64 +74,13 @@ static void run_prefill(void *arg, int ith, int nth)
     }
 }
 
-static double cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* A rows x cols matrix of the kind's blocks: 64 distinct quantized rows,
- * repeated (the kernels' speed does not depend on the values). */
-static char *make_matrix(const struct kind *k, int rows, int cols, size_t *row_bytes)
-{
-    *row_bytes = (size_t)cols / HS_QK_K * k->bytes;
-    char *w = aligned_alloc(64, (*row_bytes * (size_t)rows + 63) / 64 * 64);
-    float *x = malloc(sizeof(float) * (size_t)cols);
-    for (int r = 0; r < rows && r < 64; r++) {
-        for (int i = 0; i < cols; i++)
-            x[i] = frand() * 0.05f;
-        k->quant(x, w + (size_t)r * *row_bytes, cols);
-    }
-    for (int r = 64; r < rows; r++)
-        memcpy(w + (size_t)r * *row_bytes, w + (size_t)(r % 64) * *row_bytes, *row_bytes);
-    free(x);
-    return w;
-}
-
-static char *make_act(int n_tok, int cols, size_t *act_row)
-{
-    *act_row = (size_t)cols / HS_QK_K * sizeof(hs_block_q8_k);
-    char *a = aligned_alloc(64, (*act_row * (size_t)n_tok + 63) / 64 * 64);
-    float *x = malloc(sizeof(float) * (size_t)cols);
-    for (int t = 0; t < n_tok; t++) {
-        for (int i = 0; i < cols; i++)
-            x[i] = frand();
-        hs_q8_k_from_float_ref(x, a + (size_t)t * *act_row, cols);
-    }
-    free(x);
-    return a;
-}
-
 /* Returns GB/s for decode of one rows x cols matrix on `pool` (wall time, or
  * the caller's CPU time when cpu is set: meaningful with 1 thread only). */
 static double bench_decode(hs_pool *pool, const struct kind *k, int rows, int cols, bool cold, int reps,
                            bool cpu)
 {
     size_t rb, ab;
-    char *w0 = make_matrix(k, rows, cols, &rb);
+    char *w0 = make_matrix(k->quant, k->bytes, rows, cols, &rb);
     const size_t mbytes = rb * (size_t)rows;
     /* cold: enough copies to pass 600 MB, more than L2 and the L3 share we get */
     const int copies = cold ? (int)(600.0 * MB / (double)mbytes) + 1 : 1;
@@ -180,7 +122,7 @@ static double bench_prefill(hs_pool *pool, const struct kind *k, int rows, int c
                             bool cpu)
 {
     size_t rb, ab;
-    char *w = make_matrix(k, rows, cols, &rb);
+    char *w = make_matrix(k->quant, k->bytes, rows, cols, &rb);
     char *act = make_act(n_tok, cols, &ab);
     float *out = malloc(sizeof(float) * (size_t)rows * (size_t)n_tok);
     struct job j = {k, w, rows, cols, rb, act, ab, n_tok, out};
