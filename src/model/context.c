@@ -174,7 +174,7 @@ void hs_ctx_free(hs_ctx *c) {
         return;
     hs_pool_free(c->pool);
     hs_mm_scratch_free(&c->mm);
-    hs_ctx_lora_free(c->lora);
+    hs_ctx_loras_free(c);
     hs_free(c->k);
     hs_free(c->v);
     hs_free(c->seq_len);

@@ -99,13 +99,32 @@ const float *hs_ctx_embeddings(hs_ctx *ctx, int i);
 
 /* LoRA adapters applied at run time, unmerged: each adapted projection
  * computes y = W x + sum_i scales[i] * (alpha_i / r) * B_i (A_i x). Replaces
- * the context's set (n 0 clears it); the set holds for every sequence for
- * now (the context keeps it, so a per-sequence set can come later). The
- * adapters are borrowed: they must outlive the context or the next call.
- * HS_EUNSUPPORTED for an adapted tensor other than the seven projections of
- * a block, HS_EINVAL for an adapter loaded against another model. */
+ * the context's set (n 0 clears it): the set of every sequence that has none
+ * of its own (hs_ctx_seq_set_loras). The adapters are borrowed: they must
+ * outlive the context or the next call. HS_EUNSUPPORTED for an adapted
+ * tensor other than the seven projections of a block, HS_EINVAL for an
+ * adapter loaded against another model. (A batch-invariant context applies
+ * it row by row, as it does the sequences' own sets, so that the two agree
+ * bit for bit; an ordinary one through matrix products, until some slot
+ * has a set of its own.) */
 struct hs_lora;
 int hs_ctx_set_loras(hs_ctx *ctx, const struct hs_lora *const *loras, const float *scales, int n, hs_err *err);
+
+/* (addition) The adapter set of sequence slot seq alone, in place of the
+ * context's set (n 0 clears it: the slot goes back to the context's set).
+ * One batch may then mix sequences of different sets and of none: the base
+ * product runs once for all rows, then each row gets its own set's low-rank
+ * update, computed for that row alone, so in a batch-invariant context a
+ * row's results are bit for bit those it gets alone, and those
+ * hs_ctx_set_loras gives it with the same adapters. The set belongs to the
+ * slot, not to its cache: the sequence operations leave it alone, and
+ * entries cached before a change keep the old set's values. The context
+ * keeps a transposed copy of each adapted B (r x out floats) while some set
+ * uses it, shared by all the slots that do. Borrowed and checked as in
+ * hs_ctx_set_loras; HS_EINVAL for a bad slot. On error the slot keeps its
+ * set. Between decodes, like every context call. */
+int hs_ctx_seq_set_loras(hs_ctx *ctx, int seq, const struct hs_lora *const *loras, const float *scales, int n,
+                         hs_err *err);
 
 /* Sequence operations (the prefix cache is built on these). */
 int hs_ctx_seq_len(const hs_ctx *ctx, int seq);

@@ -53,6 +53,16 @@ struct hs_ctx {
     int logits_cap;
 
     struct hs_ctx_lora *lora; /* run-time adapters, or NULL */
+    /* Per-sequence adapters (hs_ctx_seq_set_loras): a slot's own set, or
+     * NULL for the context's set above. Allocated at the first set; then
+     * each batch's rows find their set in row_lora (hs_ctx_lora_by_rows). */
+    struct hs_ctx_lora **seq_lora;       /* (n_seq) */
+    int n_seq_lora;                      /* slots with a set of their own */
+    const struct hs_ctx_lora **row_lora; /* (n_batch) the set of each row of this batch's matmuls */
+    float *lora_t;                       /* (n_batch, lora_t_r) A x of each row, every adapter */
+    int lora_t_r;
+    struct hs_lora_bt **bts;             /* the sets' B matrices transposed, shared (lora_ctx.c) */
+    int n_bt, cap_bt;
     unsigned mm_flags;        /* hs_matmul_ex flags: HS_MM_BATCH_INVARIANT */
     bool kinds_differ;        /* hs_ctx_kinds_differ */
     int n_gen;                /* the batch's generated tokens come first: rows [0, n_gen) */
@@ -67,20 +77,38 @@ struct hs_lora_mat {
     enum hs_proj proj;
     struct hs_mat a, b; /* F32 views of the adapter's A (r, in) and B (out, r) */
     float scale;        /* user scale * alpha / r */
+    struct hs_lora_bt *bt; /* B^T (r, out), shared with the context's other sets */
 };
 struct hs_ctx_lora {
-    struct hs_lora_mat *mats;
+    struct hs_lora_mat *mats; /* ordered by (layer, proj), the adapters' order within one */
     int n_mats;
     int max_r;
-    float *t;  /* (n_batch, max_r) A x */
-    float *u;  /* (n_batch, max out) B (A x) */
+    /* mats[key_first[k] .. key_first[k + 1]) adapt key k = layer *
+     * HS_PROJ_COUNT + proj; key_r[k] is the sum of their ranks (scale 0
+     * left out), max_key_r the largest. */
+    int *key_first; /* (n_layer * HS_PROJ_COUNT + 1) */
+    int *key_r;     /* (n_layer * HS_PROJ_COUNT) */
+    int max_key_r;
+    float *t;  /* (n_batch, max_r) A x; the context's set only */
+    float *u;  /* (n_batch, max out) B (A x); the context's set only */
 };
 
 /* y (n, ldy) += the adapters' deltas for projection proj of layer l applied to
  * x (n, ldx). No-op without adapters. */
 int hs_ctx_lora_apply(hs_ctx *ctx, int layer, enum hs_proj proj, const float *x, size_t ldx, int n, float *y,
                       size_t ldy, hs_err *err);
-void hs_ctx_lora_free(struct hs_ctx_lora *l);
+/* The same with a set per row: row i takes ctx->row_lora[i] (NULL: none).
+ * Each row's delta is computed alone, in an order of operations that does
+ * not depend on the other rows, so it is batch-invariant. */
+void hs_ctx_lora_apply_rows(hs_ctx *ctx, int layer, enum hs_proj proj, const float *x, size_t ldx, int n,
+                            float *y, size_t ldy);
+/* Whether this batch takes hs_ctx_lora_apply_rows: some slot has a set of its
+ * own, or the context is batch-invariant and has a set. */
+static inline bool hs_ctx_lora_by_rows(const hs_ctx *ctx) {
+    return ctx->n_seq_lora > 0 || (ctx->lora && (ctx->mm_flags & HS_MM_BATCH_INVARIANT));
+}
+/* Every set of the context, and the per-row buffers (hs_ctx_free). */
+void hs_ctx_loras_free(hs_ctx *ctx);
 
 /* Runs the forward pass of a checked batch (n tokens, each with its sequence
  * and position) and fills the logits rows out_rows[0..n_out). Leaves

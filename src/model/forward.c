@@ -227,7 +227,9 @@ static int matmul(hs_ctx *c, const struct hs_mat *w, enum hs_proj proj, const fl
     int rc = mm_kinds(c, w, x, (size_t)w->n_cols, n, n_gen, y, (size_t)w->n_rows);
     if (rc)
         return hs_err_set(err, rc, "matmul %s of layer %d failed: %s", what, layer, hs_err_name(rc));
-    if (c->lora)
+    if (hs_ctx_lora_by_rows(c))
+        hs_ctx_lora_apply_rows(c, layer, proj, x, (size_t)w->n_cols, n, y, (size_t)w->n_rows);
+    else if (c->lora)
         return hs_ctx_lora_apply(c, layer, proj, x, (size_t)w->n_cols, n, y, (size_t)w->n_rows, err);
     return HS_OK;
 }
@@ -237,6 +239,12 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
     const struct hs_hparams *hp = c->hp;
     struct fwd f = {.c = c, .ops = hs_ops_get(), .n = n, .tokens = tokens, .pos = pos, .seq = seq};
     int n_gen = c->n_gen; /* rows [0, n_gen) are generated tokens (see mm_kinds) */
+    /* Adapters applied row by row: each row takes its sequence's own set,
+     * or else the context's. */
+    const bool lora_rows = hs_ctx_lora_by_rows(c);
+    if (lora_rows)
+        for (int i = 0; i < n; i++)
+            c->row_lora[i] = c->seq_lora && c->seq_lora[seq[i]] ? c->seq_lora[seq[i]] : c->lora;
     run_rows(c, embed_job, &f, n);
     if (f.err)
         return hs_err_set(err, HS_EUNSUPPORTED, "token_embd rows cannot be read");
@@ -257,6 +265,9 @@ int hs_forward(hs_ctx *c, int n, const int32_t *tokens, const int32_t *pos, cons
             if (c->n_out == 0)
                 return HS_OK;
             compact_rows(c);
+            if (lora_rows) /* like x and q: row j from out_rows[j] >= j */
+                for (int j = 0; j < c->n_out; j++)
+                    c->row_lora[j] = c->row_lora[c->out_rows[j]];
             f.rows = c->out_rows;
             n = f.n = c->n_out;
             int g = 0; /* out_rows ascend: the generated tokens' rows stay first */

@@ -1,14 +1,21 @@
-/* Run-time LoRA: the context's adapter set and the delta each adapted
- * projection adds after its matmul (see hs_ctx_set_loras in context.h).
+/* Run-time LoRA: the adapter sets of a context and of its sequence slots,
+ * and the delta each adapted projection adds after its matmul (see
+ * hs_ctx_set_loras and hs_ctx_seq_set_loras in context.h).
  *
- * The adapters stay unmerged: A x is a small (n, r) product, then B of that
- * an (n, out) one, both through hs_matmul on f32 views of the adapter's own
- * matrices, so the base weights (shared, mapped, maybe quantized) are never
- * touched and any number of contexts can use different sets. */
+ * The adapters stay unmerged, so the base weights (shared, mapped, maybe
+ * quantized) are never touched and any number of contexts and sequences can
+ * use different sets. Two ways to apply them:
+ *   - hs_ctx_lora_apply: the context's set on every row, A x then B of that
+ *     through hs_matmul on f32 views of the adapter's own matrices (an
+ *     ordinary context whose slots have no sets of their own);
+ *   - hs_ctx_lora_apply_rows: each row its own set, computed row by row so
+ *     that a row's result never depends on the others (batch-invariant
+ *     contexts, and any context once a slot has a set of its own). */
 #include "model/context_impl.h"
 #include "model/lora.h"
 
 #include "base/mem.h"
+#include "tensor/qtype.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -52,45 +59,136 @@ static struct hs_mat f32_view(const float *data, int64_t rows, int64_t cols)
                            .data = data};
 }
 
-void hs_ctx_lora_free(struct hs_ctx_lora *l)
+/* ---- B transposed, shared by the sets of a context ----
+ *
+ * The per-row update runs B t as axpys along B's columns (see rows_b_job),
+ * so it wants B^T (r, out). A context keeps one copy per adapted matrix,
+ * counted by the sets that use it: many slots running the same adapter
+ * share it, and it goes when the last of them does (so a freed adapter's
+ * address, reused by a new one, never finds a stale copy). */
+struct hs_lora_bt {
+    const void *b; /* the adapter's B: the key */
+    float *bt;     /* (r, out) */
+    int refs;
+};
+
+static struct hs_lora_bt *bt_get(hs_ctx *c, const struct hs_mat *b)
+{
+    for (int i = 0; i < c->n_bt; i++)
+        if (c->bts[i]->b == b->data) {
+            c->bts[i]->refs++;
+            return c->bts[i];
+        }
+    if (c->n_bt == c->cap_bt) {
+        const int cap = c->cap_bt ? 2 * c->cap_bt : 64;
+        struct hs_lora_bt **nb = hs_realloc(c->bts, (size_t)cap * sizeof *nb);
+        if (!nb)
+            return NULL;
+        c->bts = nb;
+        c->cap_bt = cap;
+    }
+    struct hs_lora_bt *e = hs_calloc(1, sizeof *e);
+    const size_t out = (size_t)b->n_rows, r = (size_t)b->n_cols;
+    if (!e || !(e->bt = hs_malloc(out * r * sizeof(float)))) {
+        hs_free(e);
+        return NULL;
+    }
+    const float *src = b->data;
+    for (size_t o = 0; o < out; o++)
+        for (size_t k = 0; k < r; k++)
+            e->bt[k * out + o] = src[o * r + k];
+    e->b = b->data;
+    e->refs = 1;
+    c->bts[c->n_bt++] = e;
+    return e;
+}
+
+static void bt_put(hs_ctx *c, struct hs_lora_bt *e)
+{
+    if (!e || --e->refs > 0)
+        return;
+    for (int i = 0; i < c->n_bt; i++)
+        if (c->bts[i] == e) {
+            c->bts[i] = c->bts[--c->n_bt];
+            break;
+        }
+    hs_free(e->bt);
+    hs_free(e);
+}
+
+static void set_free(hs_ctx *c, struct hs_ctx_lora *l)
 {
     if (!l)
         return;
+    for (int k = 0; k < l->n_mats; k++)
+        bt_put(c, l->mats[k].bt);
     hs_free(l->mats);
+    hs_free(l->key_first);
+    hs_free(l->key_r);
     hs_free(l->t);
     hs_free(l->u);
     hs_free(l);
 }
 
-int hs_ctx_set_loras(hs_ctx *c, const struct hs_lora *const *loras, const float *scales, int n, hs_err *err)
+void hs_ctx_loras_free(hs_ctx *c)
+{
+    set_free(c, c->lora);
+    c->lora = NULL;
+    for (int s = 0; c->seq_lora && s < c->n_seq; s++)
+        set_free(c, c->seq_lora[s]);
+    hs_free(c->seq_lora);
+    c->seq_lora = NULL;
+    c->n_seq_lora = 0;
+    hs_free(c->row_lora);
+    c->row_lora = NULL;
+    hs_free(c->lora_t);
+    c->lora_t = NULL;
+    c->lora_t_r = 0;
+    hs_free(c->bts);
+    c->bts = NULL;
+    c->n_bt = c->cap_bt = 0;
+}
+
+/* Checks the adapters against the model and builds their set (NULL when they
+ * adapt nothing). Its mats go in (layer, proj) order by a counting sort,
+ * which keeps the adapters' order within one projection, so the deltas add
+ * up in the order they always did. scratch: the t and u buffers of
+ * hs_ctx_lora_apply (the context's set only). */
+static int build_set(hs_ctx *c, const struct hs_lora *const *loras, const float *scales, int n, bool scratch,
+                     struct hs_ctx_lora **out, hs_err *err)
 {
     const hs_model *m = c->m;
+    *out = NULL;
     int64_t total = 0;
     for (int i = 0; i < n; i++)
         total += hs_lora_n_pairs(loras[i]);
-    if (total == 0) {
-        hs_ctx_lora_free(c->lora);
-        c->lora = NULL;
+    if (total == 0)
         return HS_OK;
-    }
+    const int n_keys = c->hp->n_layer * HS_PROJ_COUNT;
     struct hs_ctx_lora *l = hs_calloc(1, sizeof *l);
-    if (!l || !(l->mats = hs_calloc((size_t)total, sizeof *l->mats))) {
-        hs_ctx_lora_free(l);
+    struct hs_lora_mat *in = hs_calloc((size_t)total, sizeof *in);
+    if (!l || !in || !(l->mats = hs_calloc((size_t)total, sizeof *l->mats)) ||
+        !(l->key_first = hs_calloc((size_t)n_keys + 1, sizeof *l->key_first)) ||
+        !(l->key_r = hs_calloc((size_t)n_keys, sizeof *l->key_r))) {
+        hs_free(in);
+        set_free(c, l);
         return hs_err_set(err, HS_ENOMEM, "out of memory");
     }
     int64_t max_out = 1;
     for (int i = 0; i < n; i++) {
         for (int64_t j = 0; j < hs_lora_n_pairs(loras[i]); j++) {
             const struct hs_lora_pair *p = hs_lora_pair_at(loras[i], j);
-            struct hs_lora_mat *lm = &l->mats[l->n_mats];
+            struct hs_lora_mat *lm = &in[l->n_mats];
             if (parse_name(p->name, c->hp->n_layer, &lm->layer, &lm->proj)) {
-                hs_ctx_lora_free(l);
+                hs_free(in);
+                set_free(c, l);
                 return hs_err_set(err, HS_EUNSUPPORTED, "%s: tensor '%s' cannot be adapted at run time (merge instead)",
                                   hs_lora_path(loras[i]), p->name);
             }
             const struct hs_mat *w = base_mat(m, lm->layer, lm->proj);
             if (w->n_cols != p->n_in || w->n_rows != p->n_out) {
-                hs_ctx_lora_free(l);
+                hs_free(in);
+                set_free(c, l);
                 return hs_err_set(err, HS_EINVAL, "%s: adapter for another base model: %s is [%lld, %lld] in the model but [%lld, %lld] in the adapter",
                                   hs_lora_path(loras[i]), p->name, (long long)w->n_cols, (long long)w->n_rows,
                                   (long long)p->n_in, (long long)p->n_out);
@@ -105,14 +203,114 @@ int hs_ctx_set_loras(hs_ctx *c, const struct hs_lora *const *loras, const float 
             l->n_mats++;
         }
     }
-    l->t = hs_malloc((size_t)c->n_batch * (size_t)l->max_r * sizeof(float));
-    l->u = hs_malloc((size_t)c->n_batch * (size_t)max_out * sizeof(float));
-    if (!l->t || !l->u) {
-        hs_ctx_lora_free(l);
+    for (int k = 0; k < l->n_mats; k++) {
+        const int key = in[k].layer * HS_PROJ_COUNT + (int)in[k].proj;
+        l->key_first[key + 1]++;
+        if (in[k].scale != 0)
+            l->key_r[key] += (int)in[k].a.n_rows;
+    }
+    for (int key = 0; key < n_keys; key++) {
+        l->key_first[key + 1] += l->key_first[key];
+        if (l->key_r[key] > l->max_key_r)
+            l->max_key_r = l->key_r[key];
+    }
+    int *fill = hs_calloc((size_t)n_keys, sizeof *fill);
+    if (!fill) {
+        hs_free(in);
+        set_free(c, l);
         return hs_err_set(err, HS_ENOMEM, "out of memory");
     }
-    hs_ctx_lora_free(c->lora);
+    for (int k = 0; k < l->n_mats; k++) {
+        const int key = in[k].layer * HS_PROJ_COUNT + (int)in[k].proj;
+        l->mats[l->key_first[key] + fill[key]++] = in[k];
+    }
+    hs_free(fill);
+    hs_free(in);
+    for (int k = 0; k < l->n_mats; k++)
+        if (!(l->mats[k].bt = bt_get(c, &l->mats[k].b))) {
+            set_free(c, l);
+            return hs_err_set(err, HS_ENOMEM, "out of memory");
+        }
+    if (scratch) {
+        l->t = hs_malloc((size_t)c->n_batch * (size_t)l->max_r * sizeof(float));
+        l->u = hs_malloc((size_t)c->n_batch * (size_t)max_out * sizeof(float));
+        if (!l->t || !l->u) {
+            set_free(c, l);
+            return hs_err_set(err, HS_ENOMEM, "out of memory");
+        }
+    }
+    *out = l;
+    return HS_OK;
+}
+
+/* Room in lora_t for r values of A x per row. */
+static int reserve_t(hs_ctx *c, int r, hs_err *err)
+{
+    if (r <= c->lora_t_r)
+        return HS_OK;
+    float *t = hs_malloc((size_t)c->n_batch * (size_t)r * sizeof(float));
+    if (!t)
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    hs_free(c->lora_t);
+    c->lora_t = t;
+    c->lora_t_r = r;
+    return HS_OK;
+}
+
+/* The per-slot sets and the per-row set pointers, at the first call. */
+static int alloc_rows(hs_ctx *c, hs_err *err)
+{
+    if (c->seq_lora)
+        return HS_OK;
+    c->seq_lora = hs_calloc((size_t)c->n_seq, sizeof *c->seq_lora);
+    c->row_lora = hs_calloc((size_t)c->n_batch, sizeof *c->row_lora);
+    if (!c->seq_lora || !c->row_lora) {
+        hs_free(c->seq_lora);
+        hs_free(c->row_lora);
+        c->seq_lora = NULL;
+        c->row_lora = NULL;
+        return hs_err_set(err, HS_ENOMEM, "out of memory");
+    }
+    return HS_OK;
+}
+
+int hs_ctx_set_loras(hs_ctx *c, const struct hs_lora *const *loras, const float *scales, int n, hs_err *err)
+{
+    struct hs_ctx_lora *l;
+    int rc = alloc_rows(c, err);
+    if (rc)
+        return rc;
+    rc = build_set(c, loras, scales, n, true, &l, err);
+    if (!rc && l)
+        rc = reserve_t(c, l->max_key_r, err);
+    if (rc) {
+        set_free(c, l);
+        return rc;
+    }
+    set_free(c, c->lora);
     c->lora = l;
+    return HS_OK;
+}
+
+int hs_ctx_seq_set_loras(hs_ctx *c, int seq, const struct hs_lora *const *loras, const float *scales, int n,
+                         hs_err *err)
+{
+    if (seq < 0 || seq >= c->n_seq)
+        return hs_err_set(err, HS_EINVAL, "sequence %d is outside [0, %d)", seq, c->n_seq);
+    struct hs_ctx_lora *l;
+    int rc = alloc_rows(c, err);
+    if (rc)
+        return rc;
+    rc = build_set(c, loras, scales, n, false, &l, err);
+    if (!rc && l)
+        rc = reserve_t(c, l->max_key_r, err);
+    if (rc) {
+        set_free(c, l);
+        return rc;
+    }
+    c->n_seq_lora += (l != NULL) - (c->seq_lora[seq] != NULL);
+    set_free(c, c->seq_lora[seq]);
+    c->seq_lora[seq] = l;
     return HS_OK;
 }
 
@@ -136,4 +334,129 @@ int hs_ctx_lora_apply(hs_ctx *c, int layer, enum hs_proj proj, const float *x, s
                 y[(size_t)i * ldy + j] += lm->scale * l->u[(size_t)i * out + j];
     }
     return HS_OK;
+}
+
+/* ---- a set per row ----
+ *
+ * Two passes over the pool, each over a flat range of independent items:
+ *   1. (row i, j < R): t[i][j] = A_j . x_i, where A_j is row j of the row's
+ *      adapters' A matrices for this projection, stacked in order (the F32
+ *      vec_dot: long dot products);
+ *   2. (row i, block of OB outputs): u = B_a t_a[i] for each adapter a of
+ *      the row's set in order, as r axpys along the columns of B_a (B^T's
+ *      rows: contiguous, so the loop vectorises), then y[i] += scale_a * u.
+ * Every value is computed from its own row's data alone by a fixed sequence
+ * of operations (u[o] adds k = 0 .. r-1 in order, whatever the block or the
+ * thread), so a row's result does not depend on which rows share the call,
+ * nor on how the items are cut into chunks. */
+struct rows_job {
+    hs_ctx *c;
+    int key;
+    const float *x;
+    size_t ldx;
+    float *y;
+    size_t ldy;
+    long R; /* t's row stride: the most stacked ranks of any row of the call */
+    long n_in, n_out, n_blk;
+    hs_vec_dot_fn dot;
+};
+
+static void rows_a_job(void *arg, long lo, long hi)
+{
+    const struct rows_job *j = arg;
+    for (long idx = lo; idx < hi; idx++) {
+        const long i = idx / j->R, jj = idx % j->R;
+        const struct hs_ctx_lora *l = j->c->row_lora[i];
+        if (!l || jj >= l->key_r[j->key])
+            continue;
+        long r0 = 0;
+        for (int k = l->key_first[j->key]; k < l->key_first[j->key + 1]; k++) {
+            const struct hs_lora_mat *lm = &l->mats[k];
+            if (lm->scale == 0)
+                continue;
+            if (jj < r0 + lm->a.n_rows) {
+                const char *a = (const char *)lm->a.data + (size_t)(jj - r0) * lm->a.row_bytes;
+                j->dot((int)j->n_in, &j->c->lora_t[idx], a, j->x + (size_t)i * j->ldx);
+                break;
+            }
+            r0 += lm->a.n_rows;
+        }
+    }
+}
+
+/* Outputs per block of pass 2: a fixed trip count, so that -O2 vectorises
+ * the axpy; u (OB floats) stays in registers or L1. */
+#define OB 64
+
+/* u[0..OB) = sum over k of bt[k * ld + .] * t[k], k in order. */
+static void bt_block(float *restrict u, const float *restrict bt, size_t ld, const float *restrict t, long r)
+{
+    for (int o = 0; o < OB; o++)
+        u[o] = 0;
+    for (long k = 0; k < r; k++) {
+        const float tk = t[k];
+        const float *restrict b = bt + (size_t)k * ld;
+        for (int o = 0; o < OB; o++)
+            u[o] += b[o] * tk;
+    }
+}
+
+static void rows_b_job(void *arg, long lo, long hi)
+{
+    const struct rows_job *j = arg;
+    for (long idx = lo; idx < hi; idx++) {
+        const long i = idx / j->n_blk, o0 = idx % j->n_blk * OB;
+        const long no = j->n_out - o0 < OB ? j->n_out - o0 : OB;
+        const struct hs_ctx_lora *l = j->c->row_lora[i];
+        if (!l)
+            continue;
+        const float *t = j->c->lora_t + (size_t)i * (size_t)j->R;
+        float *y = j->y + (size_t)i * j->ldy + (size_t)o0;
+        for (int k = l->key_first[j->key]; k < l->key_first[j->key + 1]; k++) {
+            const struct hs_lora_mat *lm = &l->mats[k];
+            if (lm->scale == 0)
+                continue;
+            const long r = lm->b.n_cols;
+            const float *bt = lm->bt->bt + o0;
+            float u[OB];
+            if (no == OB) {
+                bt_block(u, bt, (size_t)j->n_out, t, r);
+            } else { /* the last, partial block: the same sums, one output at a time */
+                for (long o = 0; o < no; o++) {
+                    u[o] = 0;
+                    for (long kk = 0; kk < r; kk++)
+                        u[o] += bt[(size_t)kk * (size_t)j->n_out + (size_t)o] * t[kk];
+                }
+            }
+            for (long o = 0; o < no; o++)
+                y[o] += lm->scale * u[o];
+            t += r;
+        }
+    }
+}
+
+/* Items of about this many multiply-adds go to the pool as one chunk. */
+#define ROWS_CHUNK_MACS 8192
+
+void hs_ctx_lora_apply_rows(hs_ctx *c, int layer, enum hs_proj proj, const float *x, size_t ldx, int n, float *y,
+                            size_t ldy)
+{
+    const int key = layer * HS_PROJ_COUNT + (int)proj;
+    long R = 0;
+    for (int i = 0; i < n; i++) {
+        const struct hs_ctx_lora *l = c->row_lora[i];
+        if (l && l->key_r[key] > R)
+            R = l->key_r[key];
+    }
+    if (R == 0)
+        return;
+    const struct hs_mat *w = base_mat(c->m, layer, proj);
+    struct rows_job j = {.c = c, .key = key, .x = x, .ldx = ldx, .y = y, .ldy = ldy, .R = R,
+                         .n_in = (long)w->n_cols, .n_out = (long)w->n_rows,
+                         .n_blk = ((long)w->n_rows + OB - 1) / OB,
+                         .dot = hs_qtype_kernels(HS_TYPE_F32)->vec_dot};
+    const long grain_a = ROWS_CHUNK_MACS / j.n_in > 0 ? ROWS_CHUNK_MACS / j.n_in : 1;
+    const long grain_b = ROWS_CHUNK_MACS / (R * OB) > 0 ? ROWS_CHUNK_MACS / (R * OB) : 1;
+    hs_pool_for(c->pool, (long)n * R, grain_a, rows_a_job, &j);
+    hs_pool_for(c->pool, (long)n * j.n_blk, grain_b, rows_b_job, &j);
 }
