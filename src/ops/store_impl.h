@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #define HS_STORE_QUEUE_CAP 4096        /* records waiting for the writer; callers wait beyond it */
 #define HS_STORE_BATCH_MAX 1024        /* records per transaction */
@@ -55,7 +56,9 @@ struct hs_store {
     pthread_mutex_t keylock;
     struct hs_key_entry *keys;
     size_t n_keys;
+    size_t n_key_rows; /* active rows in the file, usable hashes or not */
     _Atomic int64_t keys_loaded_ns;
+    _Atomic bool keys_ok; /* the last load read the file (false: key count fails closed) */
 
     /* The body redactor (default: hs_store_redact_default). */
     pthread_mutex_t redlock;

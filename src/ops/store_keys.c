@@ -104,9 +104,10 @@ static int load_locked(hs_store *s, hs_err *err)
                            -1, &st, NULL) != SQLITE_OK)
         return hs_store_sql_err(err, HS_EIO, s->db, "reading the API keys");
     struct hs_key_entry *keys = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, n_rows = 0;
     int rc, code = HS_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n_rows++; /* counted even when unusable: such a key still means "keys required" */
         if (sqlite3_column_bytes(st, 5) != HS_KEY_HASH_BYTES)
             continue; /* not a hash this code wrote: it can match nothing */
         if (n == cap) {
@@ -126,6 +127,7 @@ static int load_locked(hs_store *s, hs_err *err)
     if (!code && rc != SQLITE_DONE)
         code = hs_store_sql_err(err, HS_EIO, s->db, "reading the API keys");
     sqlite3_finalize(st);
+    atomic_store(&s->keys_ok, code == HS_OK);
     if (code) {
         hs_free(keys);
         return code;
@@ -134,6 +136,7 @@ static int load_locked(hs_store *s, hs_err *err)
     struct hs_key_entry *old = s->keys;
     s->keys = keys;
     s->n_keys = n;
+    s->n_key_rows = n_rows;
     pthread_mutex_unlock(&s->keylock);
     hs_free(old);
     atomic_store(&s->keys_loaded_ns, hs_now_ns());
@@ -367,20 +370,15 @@ int hs_store_key_list(hs_store *s, void (*fn)(void *user, const struct hs_key_in
     return code;
 }
 
+/* From the active-key cache that verify reads (reloaded when 2 s old), so
+ * the check every request makes costs no query. */
 int hs_store_key_count(hs_store *s)
 {
-    pthread_mutex_lock(&s->dblock);
-    sqlite3_stmt *st = NULL;
-    int n = -1;
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM api_keys WHERE revoked_ms IS NULL", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (n < 0) {
-        hs_log_error("store.keys", "path=%s error=\"%s\"", s->path, sqlite3_errmsg(s->db));
-        n = HS_EIO;
-    }
-    pthread_mutex_unlock(&s->dblock);
+    refresh_if_stale(s);
+    if (!atomic_load(&s->keys_ok))
+        return HS_EIO;
+    pthread_mutex_lock(&s->keylock);
+    const int n = (int)s->n_key_rows;
+    pthread_mutex_unlock(&s->keylock);
     return n;
 }
