@@ -16,6 +16,9 @@
 #include "model/model.h"
 #include "model/sampler.h"
 
+struct hs_adapter;
+struct hs_jschema;
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +58,18 @@ struct hs_job_params {
     int top_logprobs; /* < 0: no logprobs; 0..HS_MAX_TOP_LOGPROBS: the chosen token's
                          log-probability plus this many alternatives per token */
     bool ignore_eos;  /* keep going past end-of-generation tokens */
+    /* (issue 5) The sequence's LoRA adapters and their scales: the job takes
+     * a reference to each at submit and drops it when it ends, so an adapter
+     * unloaded meanwhile stays alive for it. The slot's context set is
+     * changed to these at admission; a cached prefix is reused only when it
+     * was computed under the same set (adapter uids and scales). n 0: none. */
+    struct hs_adapter *const *adapters;
+    const float *adapter_scales;
+    int n_adapters;
+    /* (issue 5) Structured output: the answer is a JSON document valid under
+     * this schema (hs_jmatch masks each draw); the job takes a reference.
+     * The answer ends ("stop") as soon as the document is complete. NULL: free text. */
+    struct hs_jschema *schema;
 };
 
 enum hs_ev_kind {

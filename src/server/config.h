@@ -12,12 +12,23 @@
  *     - { name, path, ctx, parallel, threads, chat_template }      # local GGUF
  *     - { name, upstream: { url, api_key, model, timeout_s } }      # gateway
  *
+ *   adapters:   (issue 5)
+ *     - { name, path, model, scale }      # a GGUF LoRA over a local model
+ *   agents:     (issue 5; usually in their own file, see hs_serve_config_load_agents)
+ *     - { id, name, role, expertise, model, system_prompt,
+ *         adapters: [ name | { name, scale } ],
+ *         sampling: { temperature, top_p, top_k, min_p, max_tokens },
+ *         schema: a JSON Schema, as a YAML mapping or as JSON text }
+ *   agents_file: PATH   # loads adapters and agents from another file
+ *
  * Unknown keys are errors naming the key and its line (a typo must not be
- * silently ignored); later issues add sections (adapters, agents, ops). */
+ * silently ignored); later issues add sections (ops). Relative paths are
+ * relative to the working directory, as on the command line. */
 #ifndef HS_SERVER_CONFIG_H
 #define HS_SERVER_CONFIG_H
 
 #include "base/err.h"
+#include "engine/agent.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,6 +43,16 @@ struct hs_model_entry {
     char *upstream_key;   /* NULL = none */
     char *upstream_model; /* remote name; NULL = same as name */
     int upstream_timeout_s; /* 0 = default */
+};
+
+/* (issue 5) A LoRA adapter over a local model. */
+struct hs_adapter_entry {
+    char *name;  /* unique among adapters, agents and models */
+    char *path;  /* GGUF LoRA */
+    char *model; /* the local model it adapts; NULL = the first local model */
+    float scale; /* what a request naming no scale gets; default 1 */
+    char *file;  /* where it is declared: "FILE:LINE: ..." in load errors */
+    int line;
 };
 
 struct hs_rate_limit {
@@ -59,6 +80,10 @@ struct hs_serve_config {
     struct hs_rate_limit per_key, per_address;
     struct hs_model_entry *models;
     int n_models;
+    struct hs_adapter_entry *adapters; /* (issue 5) */
+    int n_adapters;
+    struct hs_agent *agents; /* (issue 5) */
+    int n_agents;
 };
 
 void hs_serve_config_default(struct hs_serve_config *c);
@@ -67,9 +92,21 @@ void hs_serve_config_default(struct hs_serve_config *c);
 int hs_serve_config_load(struct hs_serve_config *c, const char *path, hs_err *err);
 /* Same from text in memory (tests, fuzzing); name is used in messages. */
 int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t len, const char *name, hs_err *err);
+/* (issue 5) Appends the `adapters` and `agents` of a file that holds only
+ * those two sections (config/agents.yaml; --agents FILE; `hestia assess`).
+ * A duplicate id or name, an unknown key or a malformed schema fails with
+ * "FILE:LINE: ...". */
+int hs_serve_config_load_agents(struct hs_serve_config *c, const char *path, hs_err *err);
+int hs_serve_config_parse_agents(struct hs_serve_config *c, const char *text, size_t len, const char *name,
+                                 hs_err *err);
 /* Adds or replaces a local model entry (the -m flag). */
 int hs_serve_config_set_model(struct hs_serve_config *c, const char *name, const char *path, hs_err *err);
-/* Checks the whole: unique model names, port range, one source per model, ... */
+/* Checks the whole: unique model names, port range, one source per model,
+ * and (issue 5) agents and adapters: ids unique across agents, adapters and
+ * models; every adapter an agent names exists; an adapter's model is a local
+ * model; an agent's model exists (not checked while there are no models:
+ * `hestia assess` loads agents alone); adapter files exist. Errors about an
+ * agent or adapter start with its "FILE:LINE: ". */
 int hs_serve_config_check(const struct hs_serve_config *c, hs_err *err);
 /* Sets a string field (frees the old value). */
 int hs_serve_config_set_str(char **field, const char *value);
