@@ -4,6 +4,8 @@
 #   make run        set up and run the default model
 #   make bench      benchmarks on synthetic models (table + JSON in build/bench/)
 #   make bench-serve  serving throughput at 1/4/8/16 clients (build/bench/serve.json)
+#   make bench-agents 13 agents with 13 adapters: /v1/assess vs one by one, and the
+#                     cost of mixed adapters in a batch (build/bench/agents.json)
 #   make load-test  64 clients for LOAD_SECONDS (180) against the release server
 #   make fuzz       every fuzz target for FUZZ_SECONDS each (clang libFuzzer)
 #   make lint       layering and banned-function checks
@@ -47,7 +49,7 @@ TEST_SUPPORT_OBJ := $(patsubst tests/unit/%.c,$(BUILD)/tests/obj/%.o,$(TEST_SUPP
 LIB       := $(BUILD)/libhestia.a
 BIN       := $(BUILD)/hestia
 
-.PHONY: all deps test test-unit check run bench bench-serve load-test fuzz lint clean valgrind quant-table
+.PHONY: all deps test test-unit check run bench bench-serve bench-agents load-test fuzz lint clean valgrind quant-table
 # Keep test objects between runs (they are intermediate files of a pattern chain).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -103,6 +105,10 @@ bench: all
 bench-serve: all
 	@scripts/install-js.sh
 	scripts/bench-serve.sh $(BIN)
+
+# 13 expert agents with their own adapters on the 1B-class model (scripts/bench-agents.sh)
+bench-agents: all
+	scripts/bench-agents.sh $(BIN)
 
 # the bounded load test of `make test`, longer and on the release build
 LOAD_SECONDS ?= 180

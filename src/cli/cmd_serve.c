@@ -28,6 +28,7 @@ static const char *const k_default_models[] = {"models/default.gguf", "../shared
 
 struct serve_opts {
     const char *config;
+    const char *agents;
     const char *model;
     const char *alias;
     const char *host;
@@ -51,9 +52,13 @@ static void usage(FILE *f)
             "usage: hestia serve [options]\n"
             "\n"
             "Serves the OpenAI API (/v1/chat/completions, /v1/completions, /v1/embeddings,\n"
-            "/v1/models), /health and /metrics. Flags override the --config file.\n"
+            "/v1/models), expert agents (/v1/agents, /v1/assess), /admin/adapters, /health\n"
+            "and /metrics. Flags override the --config file.\n"
             "\n"
-            "  --config FILE          YAML configuration (server, store, limits, rate_limits, models)\n"
+            "  --config FILE          YAML configuration (server, store, limits, rate_limits, models,\n"
+            "                         adapters, agents)\n"
+            "  --agents FILE          expert agents and adapters (e.g. config/agents.yaml), added to\n"
+            "                         those of --config\n"
             "  -m, --model FILE       a local GGUF model (default: models/default.gguf, else\n"
             "                         ../shared/models/stories260K.gguf)\n"
             "  --alias NAME           the name clients use for -m (default: the file name\n"
@@ -110,6 +115,8 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
         const char *v = argv[++i];
         if (!strcmp(a, "--config")) {
             o->config = v;
+        } else if (!strcmp(a, "--agents")) {
+            o->agents = v;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             o->model = v;
         } else if (!strcmp(a, "--alias")) {
@@ -332,7 +339,8 @@ int hs_cmd_serve(int argc, char **argv)
     hs_err err = {0};
     hs_server *srv = NULL;
     int status = 1;
-    if ((o.config && hs_serve_config_load(&cfg, o.config, &err)) || apply_flags(&cfg, &o, &err) ||
+    if ((o.config && hs_serve_config_load(&cfg, o.config, &err)) ||
+        (o.agents && hs_serve_config_load_agents(&cfg, o.agents, &err)) || apply_flags(&cfg, &o, &err) ||
         hs_serve_config_check(&cfg, &err)) {
         status = hs_cli_fail_err(CMD, &err);
         goto out;

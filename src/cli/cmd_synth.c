@@ -32,7 +32,12 @@ static void usage(FILE *f)
                "  --untied              write a separate output.weight\n"
                "  --ctx N               llama.context_length (default 4096)\n"
                "  -t, --threads N       quantization threads (default: all CPUs)\n"
-               "  -q, --quiet           no progress bar\n");
+               "  -q, --quiet           no progress bar\n"
+               "\n"
+               "  --lora-for BASE.gguf  write a random LoRA adapter for BASE instead of a model:\n"
+               "                        every projection of every block, alpha = rank; with\n"
+               "  --rank R              its rank (default 16), --seed S, and\n"
+               "  --std X               the standard deviation of A and B (default 0.05)\n");
 }
 
 struct progress {
@@ -90,6 +95,9 @@ int hs_cmd_synth(int argc, char **argv)
     const char *out = NULL;
     int threads = hs_cpu_count();
     bool quiet = false;
+    const char *lora_for = NULL;
+    int lora_rank = 16;
+    float lora_std = 0.05f;
     /* dimension overrides apply after the shape, whatever the flag order */
     int ov_embd = 0, ov_layer = 0, ov_head = 0, ov_head_kv = 0, ov_ff = 0, ov_vocab = 0;
     hs_err err = {0};
@@ -147,6 +155,19 @@ int hs_cmd_synth(int argc, char **argv)
                 return hs_cli_usage("synth", "--arch is llama or qwen2");
             p.arch = v;
             i++;
+        } else if (!strcmp(a, "--lora-for")) {
+            if (!v)
+                return hs_cli_usage("synth", "--lora-for needs the base model's GGUF");
+            lora_for = v;
+            i++;
+        } else if (!strcmp(a, "--rank")) {
+            rc = int_arg(a, v, 1, 4096, &lora_rank), i++;
+        } else if (!strcmp(a, "--std")) {
+            double x = 0;
+            if (!v || hs_parse_f64(v, &x) != 0 || !(x > 0 && x < 100))
+                return hs_cli_usage("synth", "--std needs a number in (0, 100)");
+            lora_std = (float)x;
+            i++;
         } else if (!strcmp(a, "--untied")) {
             p.tied_output = false;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
@@ -161,6 +182,13 @@ int hs_cmd_synth(int argc, char **argv)
     }
     if (!out)
         return hs_cli_usage("synth", "-o OUT.gguf is required");
+    if (lora_for) {
+        if (hs_synth_lora_write(out, lora_for, lora_rank, lora_std, p.seed, &err) != HS_OK)
+            return hs_cli_fail_err("synth", &err);
+        if (!quiet)
+            fprintf(stderr, "synth: wrote the rank-%d adapter %s for %s\n", lora_rank, out, lora_for);
+        return 0;
+    }
     bool untied = !p.tied_output;
     if (ov_embd)
         p.n_embd = ov_embd;

@@ -11,6 +11,7 @@
 #define HS_ENGINE_CLIENT_H
 
 #include "base/err.h"
+#include "model/chat.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,10 +30,7 @@ typedef struct hs_client hs_client;
 int hs_client_create(const struct hs_client_opts *o, hs_client **out, hs_err *err);
 void hs_client_free(hs_client *c);
 
-struct hs_chat_msg {
-    const char *role; /* system, user, assistant */
-    const char *content;
-};
+/* Messages are model/chat.h's struct hs_chat_msg {role, content}. */
 
 struct hs_chat_req {
     const char *model;
@@ -60,6 +58,9 @@ struct hs_chat_resp {
 };
 void hs_chat_resp_free(struct hs_chat_resp *r);
 
+/* out is filled whether or not the call succeeds (attempts, http_status,
+ * latency; a stream's content delivered before a failure or a cancel):
+ * free it with hs_chat_resp_free either way. */
 int hs_client_chat(hs_client *c, const struct hs_chat_req *req, struct hs_chat_resp *out, hs_err *err);
 
 /* Streams: on_delta gets each piece of content as it arrives (return false

@@ -48,6 +48,12 @@ static const char *const k_migrations[] = {
     "  revoked_ms INTEGER);"
     /* names are unique among active keys; a revoked name may be reused */
     "CREATE UNIQUE INDEX api_keys_active_name ON api_keys(name) WHERE revoked_ms IS NULL;",
+    /* 1 -> 2 (issue 5): which agent and adapters answered, and the
+       /v1/assess call a request belongs to. */
+    "ALTER TABLE requests ADD COLUMN agent TEXT;"
+    "ALTER TABLE requests ADD COLUMN adapters TEXT;"
+    "ALTER TABLE requests ADD COLUMN parent_id TEXT;"
+    "CREATE INDEX requests_parent ON requests(parent_id) WHERE parent_id IS NOT NULL;",
 };
 #define SCHEMA_VERSION ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
@@ -196,6 +202,9 @@ static int insert_one(hs_store *s, const struct hs_request_record *r)
     bind_ms(st, 16, r->queue_ms);
     bind_ms(st, 17, r->ttft_ms);
     bind_ms(st, 18, r->latency_ms);
+    bind_text(st, 19, r->agent);
+    bind_text(st, 20, r->adapters);
+    bind_text(st, 21, r->parent_id);
     if (sqlite3_step(st) != SQLITE_DONE)
         return HS_EIO;
     if (sqlite3_changes(s->wdb) == 0 || (!r->request_body && !r->response_body))
@@ -282,8 +291,9 @@ static void *writer_main(void *arg)
 
 static const char k_ins_req[] =
     "INSERT OR IGNORE INTO requests (id, ts_ms, endpoint, key_name, client, user, model, backend, stream,"
-    " status, error, finish_reason, tokens_in, tokens_out, tokens_cached, queue_ms, ttft_ms, latency_ms)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " status, error, finish_reason, tokens_in, tokens_out, tokens_cached, queue_ms, ttft_ms, latency_ms,"
+    " agent, adapters, parent_id)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 static const char k_ins_body[] =
     "INSERT OR IGNORE INTO bodies (request_id, request, response) VALUES (?,?,?)";
 
@@ -415,7 +425,7 @@ int hs_store_log_request(hs_store *s, const struct hs_request_record *r, hs_err 
 
     size_t text = slen(r->id) + slen(r->endpoint) + slen(r->key_name) + slen(r->client) + slen(r->user) +
                   slen(r->model) + slen(r->backend) + slen(r->error) + slen(r->finish_reason) +
-                  slen(req_body) + slen(resp_body);
+                  slen(req_body) + slen(resp_body) + slen(r->agent) + slen(r->adapters) + slen(r->parent_id);
     struct hs_store_item *it = hs_malloc(sizeof *it + text);
     if (!it) {
         hs_free(req_body);
@@ -433,6 +443,9 @@ int hs_store_log_request(hs_store *s, const struct hs_request_record *r, hs_err 
     it->r.backend = put(&cur, r->backend);
     it->r.error = put(&cur, r->error);
     it->r.finish_reason = put(&cur, r->finish_reason);
+    it->r.agent = put(&cur, r->agent);
+    it->r.adapters = put(&cur, r->adapters);
+    it->r.parent_id = put(&cur, r->parent_id);
     it->r.request_body = put(&cur, req_body);
     it->r.response_body = put(&cur, resp_body);
     hs_free(req_body);

@@ -34,6 +34,9 @@ struct hs_request_record {
     const char *client;     /* client address */
     const char *user;       /* OpenAI "user" field */
     const char *model;      /* the model name the client asked for */
+    const char *agent;      /* (issue 5) the agent that answered; NULL when none */
+    const char *adapters;   /* (issue 5) "name:scale,name:scale" of the LoRA set; NULL when none */
+    const char *parent_id;  /* (issue 5) the /v1/assess request this one is part of; NULL when none */
     const char *backend;    /* "local" or the upstream URL */
     bool stream;
     int status;             /* HTTP status sent */

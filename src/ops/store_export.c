@@ -35,13 +35,16 @@ enum {
     C_TTFT,
     C_LAT,
     C_REQ_BODY,
-    C_RESP_BODY
+    C_RESP_BODY,
+    C_AGENT,
+    C_ADAPTERS,
+    C_PARENT
 };
 
 static const char k_select[] =
     "SELECT r.id, r.ts_ms, r.endpoint, r.key_name, r.client, r.user, r.model, r.backend, r.stream, r.status,"
     " r.error, r.finish_reason, r.tokens_in, r.tokens_out, r.tokens_cached, r.queue_ms, r.ttft_ms,"
-    " r.latency_ms, b.request, b.response"
+    " r.latency_ms, b.request, b.response, r.agent, r.adapters, r.parent_id"
     " FROM requests r LEFT JOIN bodies b ON b.request_id = r.id"
     " WHERE r.ts_ms >= ? ORDER BY r.ts_ms, r.rowid";
 
@@ -122,6 +125,9 @@ static json_t *row_object(sqlite3_stmt *st)
     json_object_set_new(o, "user", jtext(st, C_USER));
     json_object_set_new(o, "model", jtext(st, C_MODEL));
     json_object_set_new(o, "backend", jtext(st, C_BACKEND));
+    json_object_set_new(o, "agent", jtext(st, C_AGENT));
+    json_object_set_new(o, "adapters", jtext(st, C_ADAPTERS));
+    json_object_set_new(o, "parent_id", jtext(st, C_PARENT));
     json_object_set_new(o, "stream", json_boolean(sqlite3_column_int(st, C_STREAM) != 0));
     json_object_set_new(o, "status", jint(st, C_STATUS));
     json_object_set_new(o, "error", jtext(st, C_ERROR));

@@ -9,7 +9,7 @@
  *   almost every field nullable, and SDKs send null for "unset");
  * - unknown fields are ignored (clients send extras such as "metadata"), but a
  *   known field of the wrong type is a 400 whose "param" names it;
- * - features this server does not have (tools, logit_bias, json output modes,
+ * - features this server does not have (tools, logit_bias,
  *   suffix, best_of) are refused with a 400 rather than silently ignored
  *   when the request actually asks for them; their empty/default values pass.
  *
@@ -330,10 +330,10 @@ static bool parse_sampling(struct hs_gen_request *r, struct hs_api_error *e)
     p->presence_penalty = 0.0f;
 
     const json_t *root = r->root;
-    if (!get_number(root, "temperature", 0, 2, false, &p->temperature, NULL, e) ||
-        !get_number(root, "top_p", 0, 1, false, &p->top_p, NULL, e) ||
-        !get_int(root, "top_k", 0, INT_MAX, &p->top_k, NULL, e) ||
-        !get_number(root, "min_p", 0, 1, false, &p->min_p, NULL, e) ||
+    if (!get_number(root, "temperature", 0, 2, false, &p->temperature, &r->temperature_given, e) ||
+        !get_number(root, "top_p", 0, 1, false, &p->top_p, &r->top_p_given, e) ||
+        !get_int(root, "top_k", 0, INT_MAX, &p->top_k, &r->top_k_given, e) ||
+        !get_number(root, "min_p", 0, 1, false, &p->min_p, &r->min_p_given, e) ||
         !get_number(root, "frequency_penalty", -2, 2, false, &p->frequency_penalty, NULL, e) ||
         !get_number(root, "presence_penalty", -2, 2, false, &p->presence_penalty, NULL, e) ||
         !get_number(root, "repeat_penalty", 0, INFINITY, true, &p->repeat_penalty, NULL, e) ||
@@ -378,27 +378,12 @@ static bool refuse_unsupported(struct hs_gen_request *r, struct hs_api_error *e)
     }
     if (r->kind == HS_REQ_CHAT) {
         const json_t *rf = field(root, "response_format");
-        if (rf) {
-            if (!json_is_object(rf))
-                return hs_req_bad_type(e, "response_format", "an object", rf);
-            const json_t *t = json_object_get(rf, "type");
-            if (!t || json_is_null(t))
-                return hs_req_missing(e, "response_format.type");
-            if (!json_is_string(t))
-                return hs_req_bad_type(e, "response_format.type", "a string", t);
-            const char *ts = json_string_value(t);
-            if (strcmp(ts, "json_object") == 0 || strcmp(ts, "json_schema") == 0)
-                return hs_req_unsupported(e, "response_format.type",
-                                          "response_format type '%s' is not supported yet: this server "
-                                          "only returns free text ({\"type\": \"text\"}).",
-                                          ts);
-            if (strcmp(ts, "text") != 0)
-                return hs_req_bad_value(e, "response_format.type",
-                                        "Invalid value for 'response_format.type': '%.64s'. Supported values "
-                                        "are: 'text', 'json_object' and 'json_schema'.",
-                                        ts);
-        }
+        if (rf && !hs_req_parse_response_format(r, rf, e))
+            return false;
     }
+    const json_t *lora = field(root, "lora");
+    if (lora && !hs_req_parse_lora(r, lora, e))
+        return false;
     if (r->kind == HS_REQ_COMPLETION) {
         const json_t *sfx = field(root, "suffix");
         if (sfx) {
@@ -553,6 +538,10 @@ void hs_req_free(struct hs_gen_request *r)
     hs_free(r->stop);
     hs_free((char *)r->model);
     hs_free((char *)r->user);
+    hs_free(r->json_schema);
+    for (int i = 0; i < r->n_loras; i++)
+        hs_free(r->loras[i].name);
+    hs_free(r->loras);
     json_decref(r->root);
     enum hs_req_kind kind = r->kind;
     memset(r, 0, sizeof(*r));

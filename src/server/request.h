@@ -36,6 +36,14 @@ struct hs_req_limits {
 
 enum hs_req_kind { HS_REQ_CHAT = 1, HS_REQ_COMPLETION, HS_REQ_EMBEDDING };
 
+/* (issue 5) One adapter a request asks for ("lora": [{"name"|"id", "scale"}]). */
+struct hs_req_lora {
+    char *name;  /* by name; NULL when given by id */
+    int id;      /* by position in the model's adapter list (llama.cpp's form); -1 when by name */
+    float scale; /* NAN: the adapter's default */
+};
+#define HS_REQ_MAX_LORAS 8
+
 /* A chat completion, text completion or embeddings request. Every string and
  * array it points to is owned by the request (copied out of root), so root
  * may be edited or released independently; roles and encoding_format are
@@ -69,6 +77,13 @@ struct hs_gen_request {
     const char *user;
     const char *encoding_format; /* embeddings: "float" (default) or "base64" */
     int dimensions;        /* embeddings: the size asked for; 0 = not given (the model's own) */
+    /* (issue 5) */
+    bool temperature_given, top_p_given, top_k_given, min_p_given; /* else an agent's defaults apply */
+    bool response_format_given; /* any response_format, {"type":"text"} included */
+    bool json_mode;             /* response_format json_object or json_schema */
+    char *json_schema;          /* json_schema.schema as compact JSON; NULL = any JSON object */
+    struct hs_req_lora *loras;  /* "lora" */
+    int n_loras;
 };
 
 /* Parses body as the given kind. On failure returns false with e filled

@@ -38,4 +38,10 @@ bool hs_req_parse_messages(struct hs_gen_request *r, const json_t *msgs, int max
 bool hs_req_parse_inputs(struct hs_gen_request *r, const json_t *v, const char *param, bool allow_empty,
                          struct hs_api_error *e);
 
+/* (issue 5) "response_format" (chat): text, json_object or json_schema
+ * (fills json_mode, json_schema). */
+bool hs_req_parse_response_format(struct hs_gen_request *r, const json_t *rf, struct hs_api_error *e);
+/* (issue 5) "lora": an array of {"name" or "id", "scale"}. */
+bool hs_req_parse_lora(struct hs_gen_request *r, const json_t *v, struct hs_api_error *e);
+
 #endif

@@ -225,6 +225,10 @@ static bool submit(struct gen *g, struct hs_http_resp *resp)
                 .n_stop = gr->n_stop,
                 .top_logprobs = g->top_logprobs,
                 .ignore_eos = gr->ignore_eos,
+                .adapters = c->tgt.ad,
+                .adapter_scales = c->tgt.scale,
+                .n_adapters = c->tgt.n_ad,
+                .schema = c->tgt.schema,
             };
             jp.sampling.seed += (uint64_t)i; /* choices of one prompt differ, reproducibly */
             hs_err err = {0};

@@ -35,9 +35,11 @@ struct srv_model *hs_srv_find_model(hs_server *s, const char *name)
 {
     if (!name)
         return NULL;
-    for (int i = 0; i < s->n_models; i++)
-        if (!strcmp(s->models[i].name, name))
+    for (int i = 0; i < s->n_models; i++) {
+        const struct srv_model *m = &s->models[i];
+        if (!strcmp(m->name, name) || (m->entry && m->entry->alias && !strcmp(m->entry->alias, name)))
             return &s->models[i];
+    }
     if (s->n_models > 0 && !strcmp(name, DEFAULT_ALIAS))
         return &s->models[0];
     return NULL;
@@ -203,6 +205,16 @@ void hs_srv_call_finish(struct srv_call *c)
     hs_server *s = c->srv;
     if (c->latency_ms < 0)
         c->latency_ms = (hs_now_s() - c->t0) * 1000.0;
+    if (c->parent) {
+        struct srv_internal *p = c->parent;
+        p->ttft_ms = c->ttft_ms;
+        p->latency_ms = c->latency_ms;
+        p->queue_ms = c->queue_ms;
+        p->tokens_in = c->tokens_in;
+        p->tokens_out = c->tokens_out;
+        p->tokens_cached = c->tokens_cached;
+    }
+    char *adapters = hs_srv_target_adapters(&c->tgt);
     if (c->log && s->store) {
         struct hs_request_record r = {
             .id = c->record_id,
@@ -212,6 +224,9 @@ void hs_srv_call_finish(struct srv_call *c)
             .client = c->client,
             .user = c->user,
             .model = c->model,
+            .agent = c->tgt.agent ? c->tgt.agent->cfg->id : NULL,
+            .adapters = adapters,
+            .parent_id = c->parent ? c->parent->parent_id : NULL,
             .backend = c->m ? (c->m->upstream ? c->m->entry->upstream_url : "local") : NULL,
             .stream = c->stream,
             .status = c->status,
@@ -243,8 +258,11 @@ void hs_srv_call_finish(struct srv_call *c)
         };
         hs_metrics_observe_request(s->metrics, &mr);
     }
-    if (c->tokens_in + c->tokens_out > 0)
+    /* an internal request's tokens count once, in the outer request's */
+    if (c->tokens_in + c->tokens_out > 0 && !c->parent)
         hs_srv_limits_add_tokens(c, c->tokens_in + c->tokens_out);
+    hs_free(adapters);
+    hs_srv_target_clear(&c->tgt);
     hs_log_debug("serve.request", "id=%s endpoint=%s status=%d in=%d out=%d ms=%.1f", c->id, c->endpoint,
                  c->status, c->tokens_in, c->tokens_out, c->latency_ms);
     hs_free(c->user);
@@ -271,6 +289,8 @@ enum route {
     R_CHAT,
     R_COMPLETIONS,
     R_EMBEDDINGS,
+    R_AGENTS,
+    R_ASSESS,
     R_ADMIN
 };
 
@@ -292,6 +312,8 @@ static enum route match(const char *method, const char *path, const char **allow
         {"/v1/chat/completions", true, R_CHAT},
         {"/v1/completions", true, R_COMPLETIONS},
         {"/v1/embeddings", true, R_EMBEDDINGS},
+        {"/v1/agents", false, R_AGENTS},
+        {"/v1/assess", true, R_ASSESS},
     };
     *one = NULL;
     for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++) {
@@ -319,6 +341,8 @@ static const char *id_prefix(const char *path)
         return "cmpl-";
     if (!strcmp(path, "/v1/embeddings"))
         return "embd-";
+    if (!strcmp(path, "/v1/assess"))
+        return "assess-";
     return "req-";
 }
 
@@ -327,7 +351,7 @@ static void inference(struct srv_call *c, const struct hs_http_req *req, struct 
 {
     hs_server *s = c->srv;
     c->inference = true;
-    if (!hs_srv_auth(c, req, resp, false, true))
+    if (!c->parent && !hs_srv_auth(c, req, resp, false, true))
         return;
     if (req->body_too_large) {
         hs_srv_fail(c, resp, 413, "invalid_request_error", "request_too_large", NULL,
@@ -352,14 +376,11 @@ static void inference(struct srv_call *c, const struct hs_http_req *req, struct 
     c->stream = gr.stream;
     c->model = gr.model ? hs_strdup(gr.model) : NULL;
     c->user = gr.user ? hs_strdup(gr.user) : NULL;
-    struct srv_model *m = hs_srv_find_model(s, gr.model);
-    if (!m) {
-        hs_srv_fail(c, resp, 404, "invalid_request_error", "model_not_found", "model",
-                    "The model '%.200s' does not exist", gr.model ? gr.model : "");
+    if (!hs_srv_resolve(c, &gr, resp)) {
         hs_req_free(&gr);
         return;
     }
-    c->m = m;
+    const struct srv_model *m = c->m;
     if (m->upstream) {
         const char *up = kind == HS_REQ_CHAT         ? "/chat/completions"
                          : kind == HS_REQ_COMPLETION ? "/completions"
@@ -370,6 +391,27 @@ static void inference(struct srv_call *c, const struct hs_http_req *req, struct 
     } else {
         hs_route_generate(c, req, resp, &gr);
     }
+}
+
+void hs_srv_handle_internal(hs_server *s, const struct hs_http_req *req, struct hs_http_resp *resp,
+                            struct srv_internal *parent)
+{
+    const char *path = req->path ? req->path : "";
+    struct srv_call *c = call_new(s, req, id_prefix(path));
+    if (!c) {
+        resp->status = 500;
+        return;
+    }
+    c->parent = parent;
+    c->keyed = parent->keyed;
+    snprintf(c->key_name, sizeof c->key_name, "%s", parent->key_name ? parent->key_name : "");
+    hs_http_resp_header(resp, "x-request-id", c->id);
+    inference(c, req, resp, HS_REQ_CHAT);
+    if (resp->pull) { /* never asked for; a stream cannot be taken here */
+        hs_http_resp_free(resp);
+        resp->status = 500;
+    }
+    hs_srv_call_finish(c);
 }
 
 void hs_server_handle(hs_server *s, const struct hs_http_req *req, struct hs_http_resp *resp)
@@ -412,9 +454,22 @@ void hs_server_handle(hs_server *s, const struct hs_http_req *req, struct hs_htt
     case R_EMBEDDINGS:
         inference(c, req, resp, HS_REQ_EMBEDDING);
         break;
+    case R_AGENTS:
+        if (hs_srv_auth(c, req, resp, false, false))
+            hs_route_agents(c, req, resp);
+        break;
+    case R_ASSESS:
+        c->inference = true;
+        if (hs_srv_auth(c, req, resp, false, true))
+            hs_route_assess(c, req, resp);
+        break;
     case R_ADMIN:
-        if (hs_srv_auth(c, req, resp, true, false))
-            hs_route_admin(c, req, resp);
+        if (hs_srv_auth(c, req, resp, true, false)) {
+            if (!strcmp(path, "/admin/adapters") || !strncmp(path, "/admin/adapters/", 16))
+                hs_route_adapters(c, req, resp);
+            else
+                hs_route_admin(c, req, resp);
+        }
         break;
     case R_METHOD:
         hs_http_resp_header(resp, "Allow", allow);
@@ -456,6 +511,7 @@ int hs_server_create(const struct hs_serve_config *cfg, const struct hs_server_o
     atomic_init(&s->state, SRV_LOADING);
     atomic_init(&s->cut, false);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->admin_mu, NULL);
     pthread_cond_init(&s->idle, NULL);
     int rc = hs_store_open(cfg->store_path ? cfg->store_path : "hestia.db", &s->store, err);
     if (!rc)
@@ -593,7 +649,9 @@ static int load_local(hs_server *s, struct srv_model *m, hs_err *err)
         sp.n_batch = cfg->n_batch;
     if (cfg->queue_max > 0)
         sp.queue_max = cfg->queue_max;
-    rc = hs_sched_create(m->model, &sp, &m->sched, err);
+    rc = hs_adapter_reg_create(&m->adapters, err);
+    if (!rc)
+        rc = hs_sched_create(m->model, &sp, &m->sched, err);
     if (rc)
         return hs_err_prefix(err, "model '%s': ", m->name);
     m->n_ctx = hs_sched_n_ctx(m->sched);
@@ -652,6 +710,9 @@ int hs_server_load_models(hs_server *s, hs_err *err)
         if (rc)
             return rc;
     }
+    int rc = hs_srv_agents_load(s, err);
+    if (rc)
+        return rc;
     atomic_store(&s->state, SRV_READY);
     return HS_OK;
 }
@@ -724,6 +785,7 @@ void hs_server_free(hs_server *s)
         struct srv_model *m = &s->models[i];
         if (m->sched)
             hs_sched_free(m->sched);
+        hs_adapter_reg_free(m->adapters); /* after the scheduler: its jobs are gone */
         if (m->model)
             hs_model_free(m->model);
         if (m->up)
@@ -732,6 +794,7 @@ void hs_server_free(hs_server *s)
         hs_free(m->eos_text);
         hs_free(m->name);
     }
+    hs_srv_agents_free(s);
     hs_free(s->models);
     hs_free(s->seen);
     hs_ratelimit_free(s->rl_key);
@@ -739,6 +802,7 @@ void hs_server_free(hs_server *s)
     hs_metrics_free(s->metrics);
     hs_store_close(s->store);
     pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->admin_mu);
     pthread_mutex_destroy(&s->mu);
     hs_free(s);
 }

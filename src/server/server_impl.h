@@ -4,9 +4,11 @@
 #define HS_SERVER_SERVER_IMPL_H
 
 #include "base/buf.h"
+#include "engine/adapter.h"
 #include "engine/sched.h"
 #include "engine/upstream.h"
 #include "model/chat.h"
+#include "model/json_schema.h"
 #include "model/model.h"
 #include "ops/metrics.h"
 #include "ops/store.h"
@@ -41,6 +43,42 @@ struct srv_model {
     int n_vocab;
     /* upstream */
     hs_upstream *up;
+    /* (issue 5) local: the LoRA adapters loaded over this model, by name */
+    hs_adapter_reg *adapters;
+};
+
+/* (issue 5) An agent of the configuration, bound to its model. */
+struct srv_agent {
+    const struct hs_agent *cfg; /* borrowed from the config */
+    struct srv_model *m;
+    hs_jschema *schema; /* cfg->schema compiled; NULL = free text */
+};
+
+/* (issue 5) What a request's "model" and "lora" resolve to: the model that
+ * answers, the agent it speaks as, the adapters (references held) and the
+ * schema of a structured answer (a reference). */
+#define SRV_MAX_ADAPTERS 16
+struct srv_target {
+    struct srv_model *m;
+    const struct srv_agent *agent;
+    hs_adapter *ad[SRV_MAX_ADAPTERS];
+    float scale[SRV_MAX_ADAPTERS];
+    int n_ad;
+    hs_jschema *schema;
+};
+
+/* (issue 5) A request the server makes to itself (/v1/assess runs each
+ * agent as one chat completion): it skips auth and limits (the outer request
+ * passed them), carries the outer's key name and id, and reports back. */
+struct srv_internal {
+    const char *parent_id;
+    bool keyed;
+    const char *key_name;
+    const char *client;
+    atomic_bool *cancel; /* set when the outer client is gone */
+    /* filled when the inner call finishes */
+    double ttft_ms, latency_ms, queue_ms;
+    int tokens_in, tokens_out, tokens_cached;
 };
 
 struct hs_server {
@@ -52,6 +90,9 @@ struct hs_server {
     hs_ratelimit *rl_key, *rl_addr;
     struct srv_model *models;
     int n_models;
+    struct srv_agent *agents; /* (issue 5) */
+    int n_agents;
+    pthread_mutex_t admin_mu; /* (issue 5) serialises adapter loads and unloads (names stay unique) */
     hs_http *http;
     int port;
     _Atomic int state; /* enum srv_state */
@@ -82,6 +123,8 @@ struct srv_call {
     char *user;
     char *model; /* the name the client asked for */
     const struct srv_model *m;
+    struct srv_target tgt;       /* (issue 5) released at finish */
+    struct srv_internal *parent; /* (issue 5) NULL for a request from the network */
     bool stream;
     bool log;       /* goes to the store (probes like /health and /metrics do not) */
     bool inference; /* a /v1 completion or embeddings request: counted in the metrics */
@@ -98,7 +141,12 @@ struct srv_call {
 #define SRV_LOG_BODY_CAP (1 << 20)
 
 /* ---- server.c ---- */
+/* A model by its name or alias (not agents or adapters). */
 struct srv_model *hs_srv_find_model(hs_server *s, const char *name);
+/* Runs a request inside the server (see struct srv_internal); resp as for
+ * hs_server_handle, never streamed. */
+void hs_srv_handle_internal(hs_server *s, const struct hs_http_req *req, struct hs_http_resp *resp,
+                            struct srv_internal *parent);
 bool hs_srv_ready(const hs_server *s);
 int64_t hs_srv_unix_ms(void);
 /* Writes the record and the metrics, adds the tokens to the rate limits,
@@ -127,6 +175,23 @@ bool hs_srv_auth(struct srv_call *c, const struct hs_http_req *req, struct hs_ht
 /* Adds a finished request's tokens to the limits of its key and address. */
 void hs_srv_limits_add_tokens(struct srv_call *c, int tokens);
 
+/* ---- agents.c (issue 5) ---- */
+/* Binds the configured adapters (loaded into their model's registry; errors
+ * start with the entry's "FILE:LINE: ") and agents (schemas compiled). */
+int hs_srv_agents_load(hs_server *s, hs_err *err);
+void hs_srv_agents_free(hs_server *s);
+const struct srv_agent *hs_srv_find_agent(hs_server *s, const char *id);
+/* Whether name is taken by a model, alias, agent or adapter. */
+bool hs_srv_name_taken(hs_server *s, const char *name);
+/* Resolves gr's model (a model, alias, agent or adapter), the agent's and
+ * the request's adapters, the agent's defaults (system prompt, sampling)
+ * and the structured-output schema into c->tgt and c->m, editing gr (and its
+ * root, for upstreams) as the agent requires. false with resp filled. */
+bool hs_srv_resolve(struct srv_call *c, struct hs_gen_request *gr, struct hs_http_resp *resp);
+void hs_srv_target_clear(struct srv_target *t);
+/* "name:scale,name:scale" of the target's adapters for the record; NULL when none. */
+char *hs_srv_target_adapters(const struct srv_target *t);
+
 /* ---- routes ---- */
 void hs_route_health(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 void hs_route_models(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
@@ -139,6 +204,10 @@ void hs_route_generate(struct srv_call *c, const struct hs_http_req *req, struct
                        struct hs_gen_request *gr);
 void hs_route_embeddings(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
                          struct hs_gen_request *gr);
+/* (issue 5) GET /v1/agents; POST /v1/assess; /admin/adapters. */
+void hs_route_agents(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+void hs_route_assess(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+void hs_route_adapters(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 /* Any of the three on an upstream model: forwards req's body as is. */
 void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
                        struct hs_gen_request *gr, const char *upstream_path);

@@ -133,10 +133,26 @@ static const struct bad_case bad_cases[] = {
     {CHAT, CHATB(",\"user\":5"), "invalid_type", "user"},
     {CHAT, CHATB(",\"ignore_eos\":\"no\""), "invalid_type", "ignore_eos"},
     /* what this server does not do: refused, not ignored */
-    {CHAT, CHATB(",\"response_format\":{\"type\":\"json_object\"}"), "unsupported_value",
-     "response_format.type"},
-    {CHAT, CHATB(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}}"),
-     "unsupported_value", "response_format.type"},
+    {CHAT, CHATB(",\"response_format\":{\"type\":\"json_schema\"}"), "missing_required_parameter",
+     "response_format.json_schema"},
+    {CHAT, CHATB(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":[]}"), "invalid_type",
+     "response_format.json_schema"},
+    {CHAT, CHATB(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":1}}"),
+     "invalid_type", "response_format.json_schema.name"},
+    {CHAT, CHATB(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":true}}"),
+     "invalid_type", "response_format.json_schema.schema"},
+    /* adapters per request */
+    {CHAT, CHATB(",\"lora\":{}"), "invalid_type", "lora"},
+    {CHAT, CHATB(",\"lora\":[1]"), "invalid_type", "lora[0]"},
+    {CHAT, CHATB(",\"lora\":[{\"scale\":1}]"), "missing_required_parameter", "lora[0].name"},
+    {CHAT, CHATB(",\"lora\":[{\"name\":\"a\"},{\"name\":5}]"), "invalid_type", "lora[1].name"},
+    {CHAT, CHATB(",\"lora\":[{\"name\":\"\"}]"), "invalid_value", "lora[0].name"},
+    {CHAT, CHATB(",\"lora\":[{\"id\":-1}]"), "invalid_type", "lora[0].id"},
+    {CHAT, CHATB(",\"lora\":[{\"name\":\"a\",\"scale\":\"1\"}]"), "invalid_type", "lora[0].scale"},
+    {CHAT, CHATB(",\"lora\":[{\"name\":\"a\",\"scale\":11}]"), "invalid_value", "lora[0].scale"},
+    {COMP, COMPB(",\"lora\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"},{\"name\":\"d\"},"
+                 "{\"name\":\"e\"},{\"name\":\"f\"},{\"name\":\"g\"},{\"name\":\"h\"},{\"name\":\"i\"}]"),
+     "invalid_value", "lora"},
     {CHAT, CHATB(",\"response_format\":{\"type\":\"xml\"}"), "invalid_value", "response_format.type"},
     {CHAT, CHATB(",\"response_format\":\"text\""), "invalid_type", "response_format"},
     {CHAT, CHATB(",\"response_format\":{}"), "missing_required_parameter", "response_format.type"},
@@ -277,6 +293,46 @@ static void chat_defaults(void **state)
 }
 
 /* Every field set: each lands where it should. */
+/* Structured output and adapters: what the body asks for is carried as is
+ * (the schema compact and in its own order; adapters by name or position). */
+static void chat_schema_and_lora(void **state)
+{
+    (void)state;
+    struct hs_gen_request r;
+    struct hs_api_error e;
+    assert_true(parse(CHAT,
+                      CHATB(",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\","
+                            "\"schema\":{\"type\":\"object\",\"properties\":{\"z\":{\"type\":\"string\"},"
+                            "\"a\":{\"type\":\"integer\"}}}}},\"lora\":[{\"name\":\"fire\",\"scale\":0.5},"
+                            "{\"id\":2},{\"id\":\"police\"}],\"temperature\":0.2"),
+                      &r, &e));
+    assert_true(r.json_mode);
+    assert_true(r.response_format_given);
+    assert_string_equal(r.json_schema,
+                        "{\"type\":\"object\",\"properties\":{\"z\":{\"type\":\"string\"},\"a\":{\"type\":"
+                        "\"integer\"}}}");
+    assert_int_equal(r.n_loras, 3);
+    assert_string_equal(r.loras[0].name, "fire");
+    assert_true(r.loras[0].scale == 0.5f);
+    assert_null(r.loras[1].name);
+    assert_int_equal(r.loras[1].id, 2);
+    assert_true(isnan(r.loras[1].scale));
+    assert_string_equal(r.loras[2].name, "police");
+    assert_true(r.temperature_given);
+    assert_false(r.top_p_given);
+    hs_req_free(&r);
+
+    assert_true(parse(CHAT, CHATB(",\"response_format\":{\"type\":\"json_object\"}"), &r, &e));
+    assert_true(r.json_mode);
+    assert_null(r.json_schema);
+    assert_false(r.temperature_given);
+    hs_req_free(&r);
+    assert_true(parse(CHAT, CHATB(",\"response_format\":{\"type\":\"text\"}"), &r, &e));
+    assert_false(r.json_mode);
+    assert_true(r.response_format_given);
+    hs_req_free(&r);
+}
+
 static void chat_all_fields(void **state)
 {
     (void)state;
@@ -547,6 +603,7 @@ int main(void)
         cmocka_unit_test(max_messages_is_enforced),
         cmocka_unit_test(chat_defaults),
         cmocka_unit_test(chat_all_fields),
+        cmocka_unit_test(chat_schema_and_lora),
         cmocka_unit_test(nulls_boundaries_and_integral_floats),
         cmocka_unit_test(completion_prompt_shapes),
         cmocka_unit_test(embedding_inputs),
