@@ -25,6 +25,7 @@ static const struct command k_commands[] = {
     {"serve", hs_cmd_serve, "the OpenAI-compatible HTTP server"},
     {"keys", hs_cmd_keys, "API keys in the store: create, list, revoke"},
     {"logs", hs_cmd_logs, "request records in the store: export as JSON Lines"},
+    {"assess", hs_cmd_assess, "a scenario to every expert agent, on any OpenAI-compatible server"},
 };
 
 static void usage(FILE *f) {

@@ -37,4 +37,10 @@ int hs_assess_run(hs_client *c, const struct hs_agent *agents, int n, const char
                   const struct hs_assess_opts *o, struct hs_assess_result **results, hs_err *err);
 void hs_assess_results_free(struct hs_assess_result *r, int n);
 
+/* The JSON document in an answer: content without surrounding whitespace
+ * and without a ```json ... ``` fence around it (servers that do not
+ * enforce response_format often add one). Points into content; *len is its
+ * length. What schema_valid checks, and what `hestia assess --json` parses. */
+const char *hs_assess_json_span(const char *content, size_t *len);
+
 #endif
