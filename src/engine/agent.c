@@ -46,12 +46,18 @@ static bool dup_opt(char **dst, const char *src)
 
 int hs_agent_copy(struct hs_agent *dst, const struct hs_agent *src)
 {
-    *dst = *src;
-    dst->loras = NULL;
-    dst->n_loras = 0;
-    bool ok = dup_opt(&dst->id, src->id) & dup_opt(&dst->name, src->name) & dup_opt(&dst->role, src->role) &
-              dup_opt(&dst->expertise, src->expertise) & dup_opt(&dst->system_prompt, src->system_prompt) &
-              dup_opt(&dst->model, src->model) & dup_opt(&dst->schema, src->schema) &
+    /* the numbers first; every pointer NULL until its own copy is made, so
+       that a failure part-way frees only copies */
+    hs_agent_init(dst);
+    dst->temperature = src->temperature;
+    dst->top_p = src->top_p;
+    dst->min_p = src->min_p;
+    dst->top_k = src->top_k;
+    dst->max_tokens = src->max_tokens;
+    dst->line = src->line;
+    bool ok = dup_opt(&dst->id, src->id) && dup_opt(&dst->name, src->name) && dup_opt(&dst->role, src->role) &&
+              dup_opt(&dst->expertise, src->expertise) && dup_opt(&dst->system_prompt, src->system_prompt) &&
+              dup_opt(&dst->model, src->model) && dup_opt(&dst->schema, src->schema) &&
               dup_opt(&dst->file, src->file);
     if (ok && src->n_loras > 0) {
         dst->loras = hs_calloc((size_t)src->n_loras, sizeof(*dst->loras));

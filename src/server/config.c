@@ -1,4 +1,6 @@
-/* The server's YAML configuration (libfyaml's document API).
+/* The server's YAML configuration (libfyaml's document API): the table walk
+ * and the main file. Adapters, agents and schemas (issue 5) are read by
+ * config_agents.c through config_impl.h.
  *
  * The layout is described by tables of fields (key, type, where it goes,
  * range), one table per mapping, so a new setting is a new row. Every error
@@ -9,6 +11,7 @@
  * YAML aliases (*name) are refused rather than resolved: the file is small
  * and hand-written, and refusing them rules out "billion laughs" inputs. */
 #include "server/config.h"
+#include "server/config_impl.h"
 
 #include "base/buf.h"
 #include "base/mem.h"
@@ -20,6 +23,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* --- defaults and small helpers --- */
 
@@ -56,6 +60,7 @@ int hs_serve_config_set_str(char **field, const char *value)
 static void model_free(struct hs_model_entry *m)
 {
     hs_free(m->name);
+    hs_free(m->alias);
     hs_free(m->path);
     hs_free(m->chat_template);
     hs_free(m->upstream_url);
@@ -71,6 +76,15 @@ static void models_free(struct hs_model_entry *models, int n)
     hs_free(models);
 }
 
+void hs_cfg_adapter_free(struct hs_adapter_entry *a)
+{
+    hs_free(a->name);
+    hs_free(a->path);
+    hs_free(a->model);
+    hs_free(a->file);
+    memset(a, 0, sizeof(*a));
+}
+
 void hs_serve_config_free(struct hs_serve_config *c)
 {
     if (!c)
@@ -78,33 +92,22 @@ void hs_serve_config_free(struct hs_serve_config *c)
     hs_free(c->host);
     hs_free(c->store_path);
     models_free(c->models, c->n_models);
+    for (int i = 0; i < c->n_adapters; i++)
+        hs_cfg_adapter_free(&c->adapters[i]);
+    hs_free(c->adapters);
+    for (int i = 0; i < c->n_agents; i++)
+        hs_agent_free(&c->agents[i]);
+    hs_free(c->agents);
     memset(c, 0, sizeof(*c));
 }
 
 /* --- the tables --- */
 
-enum ftype {
-    F_STR,    /* char *, owned; null/~/empty plain scalar = NULL */
-    F_INT,    /* int in [min, max] */
-    F_SIZE,   /* size_t in [min, max] */
-    F_BOOL,   /* true / false */
-    F_MAP,    /* a nested mapping described by sub (off moves the base) */
-    F_MODELS, /* the models list */
-};
-
-struct field {
-    const char *key;
-    enum ftype type;
-    size_t off;
-    int64_t min, max;
-    const struct field *sub; /* F_MAP: rows up to one with key NULL */
-};
-
 #define CFG(f) offsetof(struct hs_serve_config, f)
 #define RATE(f) offsetof(struct hs_rate_limit, f)
 #define MODEL(f) offsetof(struct hs_model_entry, f)
 
-static const struct field server_fields[] = {
+static const struct hs_cfg_field server_fields[] = {
     {"host", F_STR, CFG(host), 0, 0, NULL},
     {"port", F_INT, CFG(port), 0, 65535, NULL},
     {"parallel", F_INT, CFG(parallel), 1, 1024, NULL},
@@ -118,33 +121,33 @@ static const struct field server_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field store_fields[] = {
+static const struct hs_cfg_field store_fields[] = {
     {"path", F_STR, CFG(store_path), 0, 0, NULL},
     {"log_bodies", F_BOOL, CFG(log_bodies), 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field limits_fields[] = {
+static const struct hs_cfg_field limits_fields[] = {
     {"max_body_bytes", F_SIZE, CFG(max_body_bytes), 1, 1LL << 30, NULL},
     {"max_messages", F_INT, CFG(max_messages), 0, 1 << 20, NULL},
     {"max_input_tokens", F_INT, CFG(max_input_tokens), 0, 1 << 24, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field rate_fields[] = {
+static const struct hs_cfg_field rate_fields[] = {
     {"requests_per_minute", F_INT, RATE(requests_per_minute), 0, 1000000000, NULL},
     {"requests_per_hour", F_INT, RATE(requests_per_hour), 0, 1000000000, NULL},
     {"tokens_per_minute", F_INT, RATE(tokens_per_minute), 0, 1000000000, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field rate_limits_fields[] = {
+static const struct hs_cfg_field rate_limits_fields[] = {
     {"per_key", F_MAP, CFG(per_key), 0, 0, rate_fields},
     {"per_address", F_MAP, CFG(per_address), 0, 0, rate_fields},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field upstream_fields[] = {
+static const struct hs_cfg_field upstream_fields[] = {
     {"url", F_STR, MODEL(upstream_url), 0, 0, NULL},
     {"api_key", F_STR, MODEL(upstream_key), 0, 0, NULL},
     {"model", F_STR, MODEL(upstream_model), 0, 0, NULL},
@@ -152,8 +155,9 @@ static const struct field upstream_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field model_fields[] = {
+static const struct hs_cfg_field model_fields[] = {
     {"name", F_STR, MODEL(name), 0, 0, NULL},
+    {"alias", F_STR, MODEL(alias), 0, 0, NULL},
     {"path", F_STR, MODEL(path), 0, 0, NULL},
     {"ctx", F_INT, MODEL(n_ctx), 0, 1 << 24, NULL},
     {"parallel", F_INT, MODEL(parallel), 0, 1024, NULL},
@@ -163,25 +167,19 @@ static const struct field model_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field root_fields[] = {
-    {"server", F_MAP, 0, 0, 0, server_fields}, {"store", F_MAP, 0, 0, 0, store_fields},
-    {"limits", F_MAP, 0, 0, 0, limits_fields}, {"rate_limits", F_MAP, 0, 0, 0, rate_limits_fields},
-    {"models", F_MODELS, 0, 0, 0, NULL},       {NULL, 0, 0, 0, 0, NULL},
+static const struct hs_cfg_field root_fields[] = {
+    {"server", F_MAP, 0, 0, 0, server_fields},     {"store", F_MAP, 0, 0, 0, store_fields},
+    {"limits", F_MAP, 0, 0, 0, limits_fields},     {"rate_limits", F_MAP, 0, 0, 0, rate_limits_fields},
+    {"models", F_MODELS, 0, 0, 0, NULL},           {"adapters", F_ADAPTERS, 0, 0, 0, NULL},
+    {"agents", F_AGENTS, 0, 0, 0, NULL},           {"schemas", F_SCHEMAS, 0, 0, 0, NULL},
+    {"agents_file", F_AGENTS_FILE, 0, 0, 0, NULL}, {NULL, 0, 0, 0, 0, NULL},
 };
 
 /* --- the walk --- */
 
-struct walk {
-    const char *name; /* file name for messages */
-    hs_err *err;
-    struct hs_serve_config *c;
-    const char *text; /* the whole input, for the raw text of tokens */
-    size_t len;
-};
-
 /* 1-based line of a node, or 0 when it has no token of its own (an empty
  * value, a collection): the caller then uses the key's line. */
-static int node_line(struct fy_node *n)
+int hs_cfg_node_line(struct fy_node *n)
 {
     if (!n || !fy_node_is_scalar(n))
         return 0;
@@ -190,37 +188,35 @@ static int node_line(struct fy_node *n)
     return m ? m->line + 1 : 0;
 }
 
-static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* The text of a scalar node. libfyaml 0.7.12 mis-reads some single-quoted
  * scalars with '' escapes (a run of them followed by text comes back wrong,
  * and some leak memory; found by fuzz_config), so those are refused, judged
  * on the raw source between the token's marks. */
-static int scalar(struct walk *w, struct fy_node *n, const char *path, int line, const char **s, size_t *len)
+int hs_cfg_scalar(struct hs_cfg_walk *w, struct fy_node *n, const char *path, int line, const char **s,
+                  size_t *len)
 {
     if (fy_node_get_style(n) == FYNS_SINGLE_QUOTED) {
         struct fy_token *t = fy_node_get_scalar_token(n);
         const struct fy_mark *a = t ? fy_token_start_mark(t) : NULL;
         const struct fy_mark *b = t ? fy_token_end_mark(t) : NULL;
         if (!a || !b || a->input_pos >= b->input_pos || b->input_pos > w->len)
-            return fail(w, line, path, "unreadable quoted string");
+            return hs_cfg_fail(w, line, path, "unreadable quoted string");
         /* inside the outer quotes */
         const char *raw = w->text + a->input_pos + 1;
         size_t rlen = b->input_pos - a->input_pos;
         rlen = rlen >= 2 ? rlen - 2 : 0;
         if (memmem(raw, rlen, "''", 2))
-            return fail(w, line, path,
-                        "a single-quoted string with '' inside is not supported; use double quotes "
-                        "(\"it's\")");
+            return hs_cfg_fail(w, line, path,
+                               "a single-quoted string with '' inside is not supported; use double quotes "
+                               "(\"it's\")");
     }
     *s = fy_node_get_scalar(n, len);
     if (!*s)
-        return fail(w, line, path, "unreadable value");
+        return hs_cfg_fail(w, line, path, "unreadable value");
     return HS_OK;
 }
 
-static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
+int hs_cfg_fail(struct hs_cfg_walk *w, int line, const char *path, const char *fmt, ...)
 {
     char msg[320];
     va_list ap;
@@ -232,7 +228,7 @@ static int fail(struct walk *w, int line, const char *path, const char *fmt, ...
     return hs_err_set(w->err, HS_EINVAL, "%s: %s: %s", w->name, path, msg);
 }
 
-static bool plain_null(struct fy_node *v)
+bool hs_cfg_plain_null(struct fy_node *v)
 {
     if (!v)
         return true;
@@ -247,11 +243,8 @@ static bool plain_null(struct fy_node *v)
             (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 || memcmp(s, "NULL", 4) == 0));
 }
 
-static int parse_mapping(struct walk *w, struct fy_node *map, const struct field *fields, char *base,
-                         const char *path, int line);
-
 /* A plain scalar as a NUL-terminated string in buf, for numbers and booleans. */
-static bool plain_text(struct fy_node *v, char *buf, size_t cap)
+bool hs_cfg_plain_text(struct fy_node *v, char *buf, size_t cap)
 {
     if (!v || !fy_node_is_scalar(v) || fy_node_get_style(v) != FYNS_PLAIN)
         return false;
@@ -264,29 +257,29 @@ static bool plain_text(struct fy_node *v, char *buf, size_t cap)
     return true;
 }
 
-static int parse_models(struct walk *w, struct fy_node *seq, const char *path, int line);
+static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line);
 
-static int parse_value(struct walk *w, const struct field *f, struct fy_node *v, char *base, const char *path,
-                       int key_line)
+static int parse_value(struct hs_cfg_walk *w, const struct hs_cfg_field *f, struct fy_node *v, char *base,
+                       const char *path, int key_line)
 {
-    int line = node_line(v) ? node_line(v) : key_line;
+    int line = hs_cfg_node_line(v) ? hs_cfg_node_line(v) : key_line;
     if (v && fy_node_is_alias(v))
-        return fail(w, line, path, "YAML aliases are not supported; write the value out");
+        return hs_cfg_fail(w, line, path, "YAML aliases are not supported; write the value out");
     char buf[64];
     switch (f->type) {
     case F_STR: {
         char **dst = (char **)(base + f->off);
-        if (plain_null(v))
+        if (hs_cfg_plain_null(v))
             return hs_serve_config_set_str(dst, NULL);
         if (!fy_node_is_scalar(v))
-            return fail(w, line, path, "expected a string");
+            return hs_cfg_fail(w, line, path, "expected a string");
         size_t len;
         const char *s;
-        int rc = scalar(w, v, path, line, &s, &len);
+        int rc = hs_cfg_scalar(w, v, path, line, &s, &len);
         if (rc != HS_OK)
             return rc;
         if (memchr(s, 0, len))
-            return fail(w, line, path, "expected a string without NUL bytes");
+            return hs_cfg_fail(w, line, path, "expected a string without NUL bytes");
         char *copy = hs_strndup(s, len);
         if (!copy)
             return hs_err_set(w->err, HS_ENOMEM, "out of memory");
@@ -297,9 +290,10 @@ static int parse_value(struct walk *w, const struct field *f, struct fy_node *v,
     case F_INT:
     case F_SIZE: {
         int64_t x;
-        if (!plain_text(v, buf, sizeof(buf)) || hs_parse_i64(buf, f->min, f->max, &x) != HS_OK)
-            return fail(w, line, path, "expected an integer in %lld..%lld", (long long)f->min,
-                        (long long)f->max);
+        if (!hs_cfg_plain_text(v, buf, sizeof(buf)) ||
+            hs_parse_i64(buf, (int64_t)f->min, (int64_t)f->max, &x) != HS_OK)
+            return hs_cfg_fail(w, line, path, "expected an integer in %lld..%lld", (long long)f->min,
+                               (long long)f->max);
         if (f->type == F_INT)
             *(int *)(base + f->off) = (int)x;
         else
@@ -308,35 +302,73 @@ static int parse_value(struct walk *w, const struct field *f, struct fy_node *v,
     }
     case F_BOOL: {
         bool *dst = (bool *)(base + f->off);
-        if (plain_text(v, buf, sizeof(buf)) &&
+        if (hs_cfg_plain_text(v, buf, sizeof(buf)) &&
             (strcmp(buf, "true") == 0 || strcmp(buf, "True") == 0 || strcmp(buf, "TRUE") == 0)) {
             *dst = true;
             return HS_OK;
         }
-        if (plain_text(v, buf, sizeof(buf)) &&
+        if (hs_cfg_plain_text(v, buf, sizeof(buf)) &&
             (strcmp(buf, "false") == 0 || strcmp(buf, "False") == 0 || strcmp(buf, "FALSE") == 0)) {
             *dst = false;
             return HS_OK;
         }
-        return fail(w, line, path, "expected true or false");
+        return hs_cfg_fail(w, line, path, "expected true or false");
+    }
+    case F_FLOAT: {
+        double x;
+        if (!hs_cfg_plain_text(v, buf, sizeof(buf)) || hs_parse_f64(buf, &x) != HS_OK || !(x >= f->min) ||
+            !(x <= f->max))
+            return hs_cfg_fail(w, line, path, "expected a number in %g..%g", f->min, f->max);
+        *(float *)(base + f->off) = (float)x;
+        return HS_OK;
     }
     case F_MAP:
-        if (plain_null(v)) /* "store:" with nothing under it */
+        if (hs_cfg_plain_null(v)) /* "store:" with nothing under it */
             return HS_OK;
         if (!fy_node_is_mapping(v))
-            return fail(w, line, path, "expected a mapping (key: value lines)");
-        return parse_mapping(w, v, f->sub, base + f->off, path, key_line);
+            return hs_cfg_fail(w, line, path, "expected a mapping (key: value lines)");
+        return hs_cfg_parse_mapping(w, v, f->sub, base + f->off, path, key_line);
     case F_MODELS:
         return parse_models(w, v, path, key_line);
+    case F_ADAPTERS:
+        return hs_cfg_parse_adapters(w, v, path, key_line);
+    case F_AGENTS:
+        return hs_cfg_parse_agents(w, v, path, key_line);
+    case F_SCHEMAS:
+        return hs_cfg_parse_schemas(w, v, path, key_line);
+    case F_LORAS:
+        return hs_cfg_parse_loras(w, v, (struct hs_agent *)(void *)base, path, key_line);
+    case F_SCHEMA:
+        return hs_cfg_parse_schema(w, v, (struct hs_agent *)(void *)base, path, key_line);
+    case F_AGENTS_FILE: {
+        if (hs_cfg_plain_null(v))
+            return hs_cfg_fail(w, line, path, "expected the path of an agents file");
+        if (!fy_node_is_scalar(v))
+            return hs_cfg_fail(w, line, path, "expected a path");
+        size_t len;
+        const char *s;
+        int rc = hs_cfg_scalar(w, v, path, line, &s, &len);
+        if (rc != HS_OK)
+            return rc;
+        if (memchr(s, 0, len))
+            return hs_cfg_fail(w, line, path, "expected a path without NUL bytes");
+        char *copy = hs_strndup(s, len);
+        if (!copy)
+            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+        hs_free(w->p.agents_file);
+        w->p.agents_file = copy;
+        w->p.agents_file_line = line;
+        return HS_OK;
     }
-    return fail(w, line, path, "internal: unknown field type");
+    }
+    return hs_cfg_fail(w, line, path, "internal: unknown field type");
 }
 
-static void known_keys(const struct field *fields, char *buf, size_t cap)
+static void known_keys(const struct hs_cfg_field *fields, char *buf, size_t cap)
 {
     size_t o = 0;
     buf[0] = 0;
-    for (const struct field *f = fields; f->key && o < cap; f++) {
+    for (const struct hs_cfg_field *f = fields; f->key && o < cap; f++) {
         int n = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", f->key);
         if (n < 0)
             break;
@@ -344,23 +376,23 @@ static void known_keys(const struct field *fields, char *buf, size_t cap)
     }
 }
 
-static int parse_mapping(struct walk *w, struct fy_node *map, const struct field *fields, char *base,
-                         const char *path, int line)
+int hs_cfg_parse_mapping(struct hs_cfg_walk *w, struct fy_node *map, const struct hs_cfg_field *fields,
+                         char *base, const char *path, int line)
 {
     void *it = NULL;
     struct fy_node_pair *pair;
     while ((pair = fy_node_mapping_iterate(map, &it))) {
         struct fy_node *k = fy_node_pair_key(pair);
         struct fy_node *v = fy_node_pair_value(pair);
-        int kline = node_line(k) ? node_line(k) : line;
+        int kline = hs_cfg_node_line(k) ? hs_cfg_node_line(k) : line;
         size_t klen = 0;
         const char *ks = NULL;
         if (!k || !fy_node_is_scalar(k) || fy_node_is_alias(k))
-            return fail(w, kline, path[0] ? path : "(top level)", "keys must be plain words");
-        int krc = scalar(w, k, path[0] ? path : "(top level)", kline, &ks, &klen);
+            return hs_cfg_fail(w, kline, path[0] ? path : "(top level)", "keys must be plain words");
+        int krc = hs_cfg_scalar(w, k, path[0] ? path : "(top level)", kline, &ks, &klen);
         if (krc != HS_OK)
             return krc;
-        const struct field *f = fields;
+        const struct hs_cfg_field *f = fields;
         while (f->key && !(strlen(f->key) == klen && memcmp(f->key, ks, klen) == 0))
             f++;
         char sub[240];
@@ -369,7 +401,7 @@ static int parse_mapping(struct walk *w, struct fy_node *map, const struct field
         if (!f->key) {
             char known[256];
             known_keys(fields, known, sizeof(known));
-            return fail(w, kline, sub, "unknown key (known here: %s)", known);
+            return hs_cfg_fail(w, kline, sub, "unknown key (known here: %s)", known);
         }
         int rc = parse_value(w, f, v, base, sub, kline);
         if (rc != HS_OK)
@@ -380,34 +412,60 @@ static int parse_mapping(struct walk *w, struct fy_node *map, const struct field
 
 /* Checks of one model entry that need its line: a name, and exactly one of
  * path / upstream.url. The same rules run again in hs_serve_config_check. */
-static int check_model(struct walk *w, const struct hs_model_entry *m, const char *path, int line)
+static int check_model(struct hs_cfg_walk *w, const struct hs_model_entry *m, const char *path, int line)
 {
     if (!m->name || !m->name[0])
-        return fail(w, line, path, "a model needs a name (what clients put in \"model\")");
+        return hs_cfg_fail(w, line, path, "a model needs a name (what clients put in \"model\")");
     if (m->path && m->upstream_url)
-        return fail(w, line, path, "model '%s' has both a path and an upstream; give one", m->name);
+        return hs_cfg_fail(w, line, path, "model '%s' has both a path and an upstream; give one", m->name);
     if (!m->path && !m->upstream_url)
-        return fail(w, line, path, "model '%s' needs a path (a local GGUF) or an upstream with a url",
-                    m->name);
+        return hs_cfg_fail(w, line, path, "model '%s' needs a path (a local GGUF) or an upstream with a url",
+                           m->name);
     if (m->upstream_url && strncmp(m->upstream_url, "http://", 7) != 0 &&
         strncmp(m->upstream_url, "https://", 8) != 0)
-        return fail(w, line, path, "upstream url '%s' must start with http:// or https://", m->upstream_url);
+        return hs_cfg_fail(w, line, path, "upstream url '%s' must start with http:// or https://",
+                           m->upstream_url);
+    if (m->alias && strcmp(m->alias, m->name) == 0)
+        return hs_cfg_fail(w, line, path, "model '%s': the alias is the name itself", m->name);
     return HS_OK;
+}
+
+/* Whether model a's name or alias is also one of model b's names. */
+static const char *model_clash(const struct hs_model_entry *a, const struct hs_model_entry *b)
+{
+    const char *an[2] = {a->name, a->alias};
+    const char *bn[2] = {b->name, b->alias};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            if (an[i] && bn[j] && strcmp(an[i], bn[j]) == 0)
+                return an[i];
+    return NULL;
+}
+
+int hs_cfg_item_line(struct fy_node *item, int dflt)
+{
+    if (item && fy_node_is_mapping(item) && fy_node_mapping_item_count(item) > 0) {
+        void *mi = NULL;
+        struct fy_node_pair *p = fy_node_mapping_iterate(item, &mi);
+        int l = p ? hs_cfg_node_line(fy_node_pair_key(p)) : 0;
+        return l ? l : dflt;
+    }
+    return hs_cfg_node_line(item) ? hs_cfg_node_line(item) : dflt;
 }
 
 /* The file's list replaces the models set so far; it is built apart and
  * swapped in whole, so a bad entry leaves c->models as it was. */
-static int parse_models(struct walk *w, struct fy_node *seq, const char *path, int line)
+static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line)
 {
-    if (plain_null(seq)) {
+    if (hs_cfg_plain_null(seq)) {
         models_free(w->c->models, w->c->n_models);
         w->c->models = NULL;
         w->c->n_models = 0;
         return HS_OK;
     }
     if (!fy_node_is_sequence(seq))
-        return fail(w, node_line(seq) ? node_line(seq) : line, path,
-                    "expected a list of models (lines starting with '-')");
+        return hs_cfg_fail(w, hs_cfg_node_line(seq) ? hs_cfg_node_line(seq) : line, path,
+                           "expected a list of models (lines starting with '-')");
     int n = fy_node_sequence_item_count(seq);
     struct hs_model_entry *models = n > 0 ? hs_calloc((size_t)n, sizeof(*models)) : NULL;
     if (n > 0 && !models)
@@ -421,27 +479,21 @@ static int parse_models(struct walk *w, struct fy_node *seq, const char *path, i
         char sub[200];
         snprintf(sub, sizeof(sub), "%.160s[%d]", path, i);
         /* the entry's own line: that of its first key */
-        int eline = prev_line;
-        if (item && fy_node_is_mapping(item) && fy_node_mapping_item_count(item) > 0) {
-            void *mi = NULL;
-            struct fy_node_pair *p = fy_node_mapping_iterate(item, &mi);
-            int l = p ? node_line(fy_node_pair_key(p)) : 0;
-            if (l)
-                eline = l;
-        } else if (node_line(item)) {
-            eline = node_line(item);
-        }
+        int eline = hs_cfg_item_line(item, prev_line);
         prev_line = eline;
         if (!item || fy_node_is_alias(item) || !fy_node_is_mapping(item)) {
-            rc = fail(w, eline, sub, "expected a mapping (name: ..., path: ... or upstream: ...)");
+            rc = hs_cfg_fail(w, eline, sub, "expected a mapping (name: ..., path: ... or upstream: ...)");
             break;
         }
-        rc = parse_mapping(w, item, model_fields, (char *)&models[i], sub, eline);
+        rc = hs_cfg_parse_mapping(w, item, model_fields, (char *)&models[i], sub, eline);
         if (rc == HS_OK)
             rc = check_model(w, &models[i], sub, eline);
-        for (int j = 0; rc == HS_OK && j < i; j++)
-            if (strcmp(models[j].name, models[i].name) == 0)
-                rc = fail(w, eline, sub, "model name '%s' is used twice", models[i].name);
+        for (int j = 0; rc == HS_OK && j < i; j++) {
+            const char *twice = model_clash(&models[i], &models[j]);
+            if (twice)
+                rc = hs_cfg_fail(w, eline, sub,
+                                 "model name '%s' is used twice (names and aliases are one list)", twice);
+        }
         i++;
     }
     if (rc != HS_OK) {
@@ -479,7 +531,7 @@ static bool blank_yaml(const char *text, size_t len)
  * U+0020..U+007E, U+0085, U+00A0..U+D7FF, U+E000..U+FFFD and the planes above.
  * Checking this first is not only pedantry: libfyaml 0.7.12 loops forever on
  * some invalid UTF-8 inside a %directive (found by fuzz_config). */
-static int check_text(struct walk *w, const char *text, size_t len)
+static int check_text(struct hs_cfg_walk *w, const char *text, size_t len)
 {
     const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)text;
     int line = 1;
@@ -506,7 +558,7 @@ static int check_text(struct walk *w, const char *text, size_t len)
  * found by fuzz_config). A '?' is the indicator when a space, tab or line end
  * follows it and it starts a node: first on its line, or after '-', '{', '[',
  * ',' or ':'. Quoted scalars and comments are skipped. */
-static int check_explicit_keys(struct walk *w, const char *text, size_t len)
+static int check_explicit_keys(struct hs_cfg_walk *w, const char *text, size_t len)
 {
     int line = 1;
     char quote = 0;   /* inside a '...' or "..." scalar */
@@ -526,7 +578,8 @@ static int check_explicit_keys(struct walk *w, const char *text, size_t len)
             last = ch;
             continue;
         }
-        bool starts_node = last == ' ' || last == '\t' || last == '\n' || last == '{' || last == '[' || last == ',';
+        bool starts_node =
+            last == ' ' || last == '\t' || last == '\n' || last == '{' || last == '[' || last == ',';
         if (ch == '#' && starts_node) {
             while (i + 1 < len && text[i + 1] != '\n')
                 i++;
@@ -534,12 +587,13 @@ static int check_explicit_keys(struct walk *w, const char *text, size_t len)
         }
         if ((ch == '"' || ch == '\'') && starts_node) {
             quote = ch;
-        } else if (ch == '?' && (i + 1 == len || text[i + 1] == ' ' || text[i + 1] == '\t' || text[i + 1] == '\n' ||
-                                 text[i + 1] == '\r')) {
+        } else if (ch == '?' && (i + 1 == len || text[i + 1] == ' ' || text[i + 1] == '\t' ||
+                                 text[i + 1] == '\n' || text[i + 1] == '\r')) {
             if (strchr("\n-{[,:", prev))
-                return hs_err_set(w->err, HS_EFORMAT,
-                                  "%s:%d: explicit mapping keys ('? key') are not supported in the configuration",
-                                  w->name, line);
+                return hs_err_set(
+                    w->err, HS_EFORMAT,
+                    "%s:%d: explicit mapping keys ('? key') are not supported in the configuration", w->name,
+                    line);
         }
         if (ch != ' ' && ch != '\t' && ch != '\r')
             prev = ch;
@@ -556,13 +610,11 @@ static void quiet_output(struct fy_diag *diag, void *user, const char *buf, size
     (void)len;
 }
 
-int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t len, const char *name,
-                          hs_err *err)
+int hs_cfg_parse_doc(struct hs_cfg_walk *w, const struct hs_cfg_field *root_table, const char *root_hint)
 {
-    struct walk w = {name ? name : "config", err, c, text, len};
-    int rc = check_text(&w, text, len);
+    int rc = check_text(w, w->text, w->len);
     if (rc == HS_OK)
-        rc = check_explicit_keys(&w, text, len);
+        rc = check_explicit_keys(w, w->text, w->len);
     if (rc != HS_OK)
         return rc;
     struct fy_diag_cfg dc;
@@ -572,42 +624,78 @@ int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t le
     dc.level = FYET_ERROR;
     struct fy_diag *diag = fy_diag_create(&dc);
     if (!diag)
-        return hs_err_set(err, HS_ENOMEM, "out of memory");
+        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
     fy_diag_set_collect_errors(diag, true);
     struct fy_parse_cfg pc;
     memset(&pc, 0, sizeof(pc));
     pc.flags = FYPCF_QUIET;
     pc.diag = diag;
-    struct fy_document *doc = fy_document_build_from_string(&pc, text, len);
+    struct fy_document *doc = fy_document_build_from_string(&pc, w->text, w->len);
     if (!doc) {
         void *it = NULL;
         struct fy_diag_error *de = fy_diag_errors_iterate(diag, &it);
         if (de)
-            rc = hs_err_set(err, HS_EFORMAT, "%s:%d:%d: %s", w.name, de->line, de->column,
+            rc = hs_err_set(w->err, HS_EFORMAT, "%s:%d:%d: %s", w->name, de->line, de->column,
                             de->msg ? de->msg : "YAML syntax error");
-        else if (!blank_yaml(text, len))
-            rc = hs_err_set(err, HS_EFORMAT, "%s: not a YAML document", w.name);
+        else if (!blank_yaml(w->text, w->len))
+            rc = hs_err_set(w->err, HS_EFORMAT, "%s: not a YAML document", w->name);
         fy_diag_destroy(diag);
         return rc;
     }
     struct fy_node *root = fy_document_root(doc);
-    if (root && !plain_null(root)) {
+    if (root && !hs_cfg_plain_null(root)) {
         if (!fy_node_is_mapping(root))
-            rc = fail(&w, node_line(root) ? node_line(root) : 1, "(top level)",
-                      "expected a mapping of sections (server:, store:, limits:, rate_limits:, models:)");
+            rc = hs_cfg_fail(w, hs_cfg_node_line(root) ? hs_cfg_node_line(root) : 1, "(top level)",
+                             "expected a mapping of sections (%s)", root_hint);
         else
-            rc = parse_mapping(&w, root, root_fields, (char *)c, "", 1);
+            rc = hs_cfg_parse_mapping(w, root, root_table, (char *)w->c, "", 1);
     }
     fy_document_destroy(doc);
     fy_diag_destroy(diag);
     return rc;
 }
 
-int hs_serve_config_load(struct hs_serve_config *c, const char *path, hs_err *err)
+int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t len, const char *name,
+                          hs_err *err)
 {
+    struct hs_cfg_walk w = {name ? name : "config", err, c, text, len, {0}};
+    int rc = hs_cfg_parse_doc(&w, root_fields,
+                              "server:, store:, limits:, rate_limits:, models:, adapters:, agents:, ...");
+    if (rc == HS_OK)
+        rc = hs_cfg_pending_commit(&w);
+    /* the agents file comes after this file's own adapters and agents */
+    if (rc == HS_OK && w.p.agents_file) {
+        rc = hs_serve_config_load_agents(c, w.p.agents_file, err);
+        if (rc == HS_EIO)
+            hs_err_prefix(err, "%s:%d: agents_file: ", w.name, w.p.agents_file_line);
+    }
+    hs_cfg_pending_free(&w.p);
+    return rc;
+}
+
+int hs_serve_config_parse_agents(struct hs_serve_config *c, const char *text, size_t len, const char *name,
+                                 hs_err *err)
+{
+    struct hs_cfg_walk w = {name ? name : "agents", err, c, text, len, {0}};
+    int rc = hs_cfg_parse_doc(&w, hs_cfg_agents_root, "adapters:, agents:, schemas:");
+    if (rc == HS_OK)
+        rc = hs_cfg_pending_commit(&w);
+    hs_cfg_pending_free(&w.p);
+    return rc;
+}
+
+int hs_cfg_read_file(const char *path, bool regular_only, char **out, size_t *out_len, hs_err *err)
+{
+    *out = NULL;
+    *out_len = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return hs_err_set(err, HS_EIO, "%s: cannot open: %m", path);
+    struct stat st;
+    if (regular_only && (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))) {
+        fclose(f);
+        return hs_err_set(err, HS_EIO, "%s: not a regular file", path);
+    }
     hs_buf text = {0};
     int rc = HS_OK;
     char chunk[8192];
@@ -625,10 +713,63 @@ int hs_serve_config_load(struct hs_serve_config *c, const char *path, hs_err *er
     if (rc == HS_OK && ferror(f))
         rc = hs_err_set(err, HS_EIO, "%s: read error", path);
     fclose(f);
-    if (rc == HS_OK)
-        rc = hs_serve_config_parse(c, text.data ? text.data : "", text.len, path, err);
+    if (rc == HS_OK) {
+        *out = hs_strndup(text.data ? text.data : "", text.len);
+        *out_len = text.len;
+        if (!*out)
+            rc = hs_err_set(err, HS_ENOMEM, "out of memory");
+    }
     hs_buf_free(&text);
     return rc;
+}
+
+int hs_serve_config_load(struct hs_serve_config *c, const char *path, hs_err *err)
+{
+    char *text;
+    size_t len;
+    int rc = hs_cfg_read_file(path, false, &text, &len, err);
+    if (rc == HS_OK)
+        rc = hs_serve_config_parse(c, text, len, path, err);
+    hs_free(text);
+    return rc;
+}
+
+/* Only a regular file: the path may come from a configuration's text
+ * (agents_file), which must not make the server read a device or a FIFO. */
+int hs_serve_config_load_agents(struct hs_serve_config *c, const char *path, hs_err *err)
+{
+    char *text;
+    size_t len;
+    int rc = hs_cfg_read_file(path, true, &text, &len, err);
+    if (rc == HS_OK)
+        rc = hs_serve_config_parse_agents(c, text, len, path, err);
+    hs_free(text);
+    return rc;
+}
+
+int hs_serve_config_find_model(const struct hs_serve_config *c, const char *name)
+{
+    for (int i = 0; name && i < c->n_models; i++)
+        if ((c->models[i].name && strcmp(c->models[i].name, name) == 0) ||
+            (c->models[i].alias && strcmp(c->models[i].alias, name) == 0))
+            return i;
+    return -1;
+}
+
+int hs_serve_config_find_adapter(const struct hs_serve_config *c, const char *name)
+{
+    for (int i = 0; name && i < c->n_adapters; i++)
+        if (c->adapters[i].name && strcmp(c->adapters[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int hs_serve_config_find_agent(const struct hs_serve_config *c, const char *id)
+{
+    for (int i = 0; id && i < c->n_agents; i++)
+        if (c->agents[i].id && strcmp(c->agents[i].id, id) == 0)
+            return i;
+    return -1;
 }
 
 int hs_serve_config_set_model(struct hs_serve_config *c, const char *name, const char *path, hs_err *err)
@@ -710,10 +851,18 @@ int hs_serve_config_check(const struct hs_serve_config *c, hs_err *err)
                               "models[%d] ('%s'): ctx, parallel, threads, timeout_s must not be "
                               "negative",
                               i, m->name);
-        for (int j = 0; j < i; j++)
-            if (strcmp(c->models[j].name, m->name) == 0)
-                return hs_err_set(err, HS_EINVAL, "model name '%s' is used twice (models[%d] and models[%d])",
-                                  m->name, j, i);
+        if (m->alias && (!m->alias[0] || strcmp(m->alias, m->name) == 0))
+            return hs_err_set(err, HS_EINVAL, "models[%d] ('%s'): the alias must be another, non-empty name",
+                              i, m->name);
+        for (int j = 0; j < i; j++) {
+            const char *twice = c->models[j].name ? model_clash(m, &c->models[j]) : NULL;
+            if (twice)
+                return hs_err_set(
+                    err, HS_EINVAL,
+                    "model name '%s' is used twice (models[%d] and models[%d]; names and aliases "
+                    "are one list)",
+                    twice, j, i);
+        }
     }
-    return HS_OK;
+    return hs_cfg_check_agents(c, err);
 }

@@ -9,8 +9,8 @@
  *     per_key:     { requests_per_minute, requests_per_hour, tokens_per_minute }
  *     per_address: { ... same ... }
  *   models:
- *     - { name, path, ctx, parallel, threads, chat_template }      # local GGUF
- *     - { name, upstream: { url, api_key, model, timeout_s } }      # gateway
+ *     - { name, alias, path, ctx, parallel, threads, chat_template }   # local GGUF
+ *     - { name, alias, upstream: { url, api_key, model, timeout_s } }   # gateway
  *
  *   adapters:   (issue 5)
  *     - { name, path, model, scale }      # a GGUF LoRA over a local model
@@ -18,12 +18,38 @@
  *     - { id, name, role, expertise, model, system_prompt,
  *         adapters: [ name | { name, scale } ],
  *         sampling: { temperature, top_p, top_k, min_p, max_tokens },
- *         schema: a JSON Schema, as a YAML mapping or as JSON text }
- *   agents_file: PATH   # loads adapters and agents from another file
+ *         schema: a JSON Schema: a YAML mapping, a string holding a JSON
+ *                 object, or the name of an entry of `schemas` }
+ *   schemas:    (issue 5) { NAME: a YAML mapping or a JSON string, ... }
+ *               named schemas that agents of the same file refer to
+ *   agents_file: PATH   # loads adapters, agents and schemas from another file
+ *
+ * Names: a model's alias is a second name clients may use for it. Model
+ * names and aliases, adapter names and agent ids are one name space: each
+ * must be unique across all four (1..128 bytes, no spaces or control
+ * characters for adapters and agents). Required: an adapter's name and path;
+ * an agent's id and system_prompt. Optional fields left out are NULL (an
+ * agent's model: the first model; an adapter's model: the first local
+ * model), an adapter's scale 1, an agent's adapter scale the adapter's own,
+ * sampling unset. Ranges: temperature 0..2, top_p and min_p 0..1, top_k
+ * 0..1000000, max_tokens 1..16777216, scales -10..10.
+ *
+ * A schema given as a YAML mapping becomes compact JSON in the order written
+ * (the order a constrained answer generates its properties in): mappings are
+ * objects, sequences arrays; plain scalars that read as decimal numbers,
+ * true/false or null become those, every other scalar (and any quoted one)
+ * a string. A string value is taken as JSON text when it starts with '{',
+ * as the name of a `schemas` entry otherwise.
+ *
+ * adapters and agents add to those already loaded (from an earlier file or
+ * agents_file); the models list of a file replaces the earlier one. A file
+ * that fails adds none of its adapters and agents.
  *
  * Unknown keys are errors naming the key and its line (a typo must not be
- * silently ignored); later issues add sections (ops). Relative paths are
- * relative to the working directory, as on the command line. */
+ * silently ignored); later issues add sections (ops). Relative paths,
+ * agents_file's and those inside the agents file included, are relative to
+ * the working directory, as on the command line: one rule for every path,
+ * whichever file it is written in. */
 #ifndef HS_SERVER_CONFIG_H
 #define HS_SERVER_CONFIG_H
 
@@ -35,6 +61,7 @@
 
 struct hs_model_entry {
     char *name;          /* what clients put in "model" */
+    char *alias;         /* (issue 5) another name clients may use; NULL = none */
     char *path;          /* local GGUF; NULL for an upstream */
     char *chat_template; /* override of the GGUF's template; NULL = detect */
     int n_ctx, parallel, threads; /* 0 = the server's value */
@@ -93,20 +120,31 @@ int hs_serve_config_load(struct hs_serve_config *c, const char *path, hs_err *er
 /* Same from text in memory (tests, fuzzing); name is used in messages. */
 int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t len, const char *name, hs_err *err);
 /* (issue 5) Appends the `adapters` and `agents` of a file that holds only
- * those two sections (config/agents.yaml; --agents FILE; `hestia assess`).
- * A duplicate id or name, an unknown key or a malformed schema fails with
- * "FILE:LINE: ...". */
+ * those sections and `schemas` (config/agents.yaml; --agents FILE; `hestia
+ * assess`). A duplicate id or name, an unknown key or a malformed schema
+ * fails with "FILE:LINE: ..." and adds nothing. Only a regular file is read
+ * (agents_file comes from a configuration's text). */
 int hs_serve_config_load_agents(struct hs_serve_config *c, const char *path, hs_err *err);
 int hs_serve_config_parse_agents(struct hs_serve_config *c, const char *text, size_t len, const char *name,
                                  hs_err *err);
+/* (issue 5) Index of the model whose name or alias is name, of the adapter
+ * and of the agent with that name / id; -1 when there is none. */
+int hs_serve_config_find_model(const struct hs_serve_config *c, const char *name);
+int hs_serve_config_find_adapter(const struct hs_serve_config *c, const char *name);
+int hs_serve_config_find_agent(const struct hs_serve_config *c, const char *id);
 /* Adds or replaces a local model entry (the -m flag). */
 int hs_serve_config_set_model(struct hs_serve_config *c, const char *name, const char *path, hs_err *err);
 /* Checks the whole: unique model names, port range, one source per model,
- * and (issue 5) agents and adapters: ids unique across agents, adapters and
- * models; every adapter an agent names exists; an adapter's model is a local
- * model; an agent's model exists (not checked while there are no models:
- * `hestia assess` loads agents alone); adapter files exist. Errors about an
- * agent or adapter start with its "FILE:LINE: ". */
+ * and (issue 5) agents and adapters: names unique across model names and
+ * aliases, adapters and agents; every adapter an agent names exists, once;
+ * sampling and scales in range; every schema a JSON object that
+ * hs_jschema_compile accepts. With models configured (a server) also: an
+ * adapter's model is a local model and its file exists; an agent's model
+ * exists, and its adapters adapt that model ("adapter for another base").
+ * Those are not checked while there are no models: `hestia assess` loads
+ * agents alone, to send them to a server elsewhere. Errors about an agent or
+ * adapter start with its "FILE:LINE: agents[I] (ID): ", I counting within
+ * its file. */
 int hs_serve_config_check(const struct hs_serve_config *c, hs_err *err);
 /* Sets a string field (frees the old value). */
 int hs_serve_config_set_str(char **field, const char *value);

@@ -1,6 +1,7 @@
 /* Writes the starting corpus for fuzz_config into the directory argv[1]: the
- * example config/hestia.yaml and a few small files that reach every section,
- * the upstream form, flow style and some mistakes. Run from the repo root. */
+ * example config/hestia.yaml, the shipped config/agents.yaml and a few small
+ * files that reach every section, the upstream form, adapters, agents and
+ * schemas, flow style and some mistakes. Run from the repo root. */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,18 @@ static const char *const seeds[] = {
     "server:\n  prot: 1\n",
     "- 1\n- [2, {a: b}]\n",
     "server:\n  host: [a,\n",
+    "models:\n  - {name: a, alias: b, path: a.gguf}\n",
+    "adapters:\n  - name: lora\n    path: l.gguf\n    model: default\n    scale: 0.5\n"
+    "agents:\n  - id: x\n    name: X\n    role: r\n    expertise: e\n    system_prompt: >-\n      p\n"
+    "    adapters: [lora, {name: lora2, scale: -1}]\n"
+    "    sampling: {temperature: 0.4, top_p: 0.9, top_k: 40, min_p: 0.05, max_tokens: 400}\n"
+    "    schema:\n      type: object\n      properties:\n        a: {type: number, minimum: 0.1}\n"
+    "        b: {enum: [\"1\", yes, true, null, 2.5]}\n      required: [a]\n",
+    "agents:\n  - {id: y, system_prompt: p, schema: s}\n"
+    "  - {id: z, system_prompt: q, schema: '{\"type\": \"object\"}'}\n"
+    "schemas:\n  s: {type: object}\n",
+    "agents:\n  - {id: x, system_prompt: p}\n  - {id: x, system_prompt: p}\n",
+    "agents_file: config/agents.yaml\n",
 };
 
 static int put(const char *dir, int i, const char *s, size_t len)
@@ -40,8 +53,11 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
         if (put(argv[1], n++, seeds[i], strlen(seeds[i])))
             return 1;
-    FILE *f = fopen("config/hestia.yaml", "rb");
-    if (f) {
+    const char *files[] = {"config/hestia.yaml", "config/agents.yaml"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        FILE *f = fopen(files[i], "rb");
+        if (!f)
+            continue;
         static char text[65536];
         size_t len = fread(text, 1, sizeof(text), f);
         fclose(f);

@@ -1,9 +1,13 @@
 /* server/config: defaults, the example config/hestia.yaml, every error
- * naming file, line and key, and flags applied after the file. */
+ * naming file, line and key, and flags applied after the file; (issue 5)
+ * adapters, agents and schemas, the shipped config/agents.yaml. */
 #include "test_util.h"
 
+#include "model/json_schema.h"
 #include "server/config.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +70,16 @@ static void example_config_parses(void **state)
     assert_int_equal(c.n_models, 1);
     assert_string_equal(c.models[0].name, "default");
     assert_string_equal(c.models[0].path, "models/default.gguf");
+    assert_null(c.models[0].alias);
     assert_null(c.models[0].upstream_url);
+    /* agents_file: config/agents.yaml */
+    assert_int_equal(c.n_agents, 13);
+    assert_int_equal(c.n_adapters, 0);
+    assert_string_equal(c.agents[0].file, "config/agents.yaml");
+    /* the same file again (--agents config/agents.yaml as well) */
+    assert_int_equal(hs_serve_config_load_agents(&c, "config/agents.yaml", &err), HS_EINVAL);
+    assert_non_null(strstr(err.msg, "already loaded"));
+    assert_int_equal(c.n_agents, 13);
     hs_serve_config_free(&c);
 }
 
@@ -403,6 +416,563 @@ static void check_catches_inconsistent_values(void **state)
     hs_serve_config_free(&c);
 }
 
+/* ---- (issue 5) adapters, agents, schemas ---- */
+
+static int parse_agents(struct hs_serve_config *c, const char *text, hs_err *err)
+{
+    hs_err_clear(err);
+    return hs_serve_config_parse_agents(c, text, strlen(text), "a.yaml", err);
+}
+
+/* A file under the test's temporary folder holding text; returns its path
+ * (free with free). */
+static char *write_tmp(const char *name, const char *text)
+{
+    char *path = hs_test_tmpfile(name);
+    assert_non_null(path);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+/* Every field of an agents file lands where it belongs; a schema written as
+ * YAML becomes compact JSON in the order written, with plain scalars typed
+ * as YAML 1.2 types them and quoted ones kept as strings. */
+static void agents_every_field_lands(void **state)
+{
+    (void)state;
+    const char *yaml = "adapters:\n"                                             /* 1 */
+                       "  - name: fire-lora\n"                                   /* 2 */
+                       "    path: models/fire.gguf\n"                            /* 3 */
+                       "    model: base\n"                                       /* 4 */
+                       "    scale: 0.75\n"                                       /* 5 */
+                       "  - {name: calm, path: calm.gguf}\n"                     /* 6 */
+                       "agents:\n"                                               /* 7 */
+                       "  - id: fire-commander\n"                                /* 8 */
+                       "    name: \"Fire Commander (Πυροσβεστικό Σώμα)\"\n"      /* 9 */
+                       "    role: Leads suppression.\n"                          /* 10 */
+                       "    expertise: Wildfires.\n"                             /* 11 */
+                       "    model: base\n"                                       /* 12 */
+                       "    system_prompt: >-\n"                                 /* 13 */
+                       "      You are a fire\n"                                  /* 14 */
+                       "      commander.\n"                                      /* 15 */
+                       "    adapters: [fire-lora, {name: calm, scale: -0.5}]\n"  /* 16 */
+                       "    sampling:\n"                                         /* 17 */
+                       "      temperature: 0.4\n"                                /* 18 */
+                       "      top_p: 0.9\n"                                      /* 19 */
+                       "      top_k: 40\n"                                       /* 20 */
+                       "      min_p: 0.05\n"                                     /* 21 */
+                       "      max_tokens: 400\n"                                 /* 22 */
+                       "    schema:\n"                                           /* 23 */
+                       "      type: object\n"                                    /* 24 */
+                       "      properties:\n"                                     /* 25 */
+                       "        n: {type: number, minimum: 0.1, maximum: 1e3}\n" /* 26 */
+                       "        i: {type: integer, minimum: -5}\n"               /* 27 */
+                       "        s: {enum: [\"1\", 'yes', plain words, true, null, ~, 2.50]}\n"
+                       "        b: {const: False}\n" /* 29 */
+                       "      required: [n, i]\n"    /* 30 */
+                       "  - id: police\n"            /* 31 */
+                       "    system_prompt: |\n"      /* 32 */
+                       "      Line one.\n"           /* 33 */
+                       "      Line two.\n"           /* 34 */
+                       "    schema: '{\"type\": \"object\", \"properties\": {\"a\": {\"maximum\": 0.3}}}'\n"
+                       "  - id: named\n"                           /* 36 */
+                       "    system_prompt: p\n"                    /* 37 */
+                       "    schema: shared\n"                      /* 38 */
+                       "schemas:\n"                                /* 39 */
+                       "  shared: {type: object, required: []}\n"; /* 40 */
+    struct hs_serve_config c;
+    hs_serve_config_default(&c);
+    hs_err err;
+    int rc = parse_agents(&c, yaml, &err);
+    if (rc)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, HS_OK);
+    assert_int_equal(c.n_adapters, 2);
+    assert_string_equal(c.adapters[0].name, "fire-lora");
+    assert_string_equal(c.adapters[0].path, "models/fire.gguf");
+    assert_string_equal(c.adapters[0].model, "base");
+    assert_true(c.adapters[0].scale == 0.75f);
+    assert_string_equal(c.adapters[0].file, "a.yaml");
+    assert_int_equal(c.adapters[0].line, 2);
+    assert_string_equal(c.adapters[1].name, "calm");
+    assert_null(c.adapters[1].model);
+    assert_true(c.adapters[1].scale == 1.0f); /* the default */
+    assert_int_equal(c.adapters[1].line, 6);
+
+    assert_int_equal(c.n_agents, 3);
+    const struct hs_agent *a = &c.agents[0];
+    assert_string_equal(a->id, "fire-commander");
+    assert_string_equal(a->name, "Fire Commander (Πυροσβεστικό Σώμα)");
+    assert_string_equal(a->role, "Leads suppression.");
+    assert_string_equal(a->expertise, "Wildfires.");
+    assert_string_equal(a->model, "base");
+    assert_string_equal(a->system_prompt, "You are a fire commander."); /* folded */
+    assert_int_equal(a->n_loras, 2);
+    assert_string_equal(a->loras[0].adapter, "fire-lora");
+    assert_true(isnan(a->loras[0].scale)); /* the adapter's own */
+    assert_string_equal(a->loras[1].adapter, "calm");
+    assert_true(a->loras[1].scale == -0.5f);
+    assert_true(a->temperature == 0.4f);
+    assert_true(a->top_p == 0.9f);
+    assert_int_equal(a->top_k, 40);
+    assert_true(a->min_p == 0.05f);
+    assert_int_equal(a->max_tokens, 400);
+    assert_string_equal(a->schema, "{\"type\":\"object\",\"properties\":{"
+                                   "\"n\":{\"type\":\"number\",\"minimum\":0.1,\"maximum\":1000.0},"
+                                   "\"i\":{\"type\":\"integer\",\"minimum\":-5},"
+                                   "\"s\":{\"enum\":[\"1\",\"yes\",\"plain words\",true,null,null,2.5]},"
+                                   "\"b\":{\"const\":false}},"
+                                   "\"required\":[\"n\",\"i\"]}");
+    assert_string_equal(a->file, "a.yaml");
+    assert_int_equal(a->line, 8);
+
+    a = &c.agents[1];
+    assert_string_equal(a->id, "police");
+    assert_string_equal(a->name, "police"); /* the display name defaults to the id */
+    assert_null(a->role);
+    assert_null(a->model);
+    assert_string_equal(a->system_prompt, "Line one.\nLine two.\n"); /* literal */
+    assert_int_equal(a->n_loras, 0);
+    assert_true(isnan(a->temperature) && isnan(a->top_p) && isnan(a->min_p));
+    assert_int_equal(a->top_k, -1);
+    assert_int_equal(a->max_tokens, -1);
+    assert_string_equal(a->schema, "{\"type\":\"object\",\"properties\":{\"a\":{\"maximum\":0.3}}}");
+    assert_int_equal(a->line, 31);
+
+    /* a name under schemas:, even one written below the agent */
+    assert_string_equal(c.agents[2].schema, "{\"type\":\"object\",\"required\":[]}");
+    assert_int_equal(c.agents[2].line, 36);
+
+    assert_int_equal(hs_serve_config_find_agent(&c, "police"), 1);
+    assert_int_equal(hs_serve_config_find_adapter(&c, "calm"), 1);
+    assert_int_equal(hs_serve_config_find_agent(&c, "calm"), -1);
+
+    /* a second file adds to the first */
+    assert_int_equal(parse_agents(&c, "agents:\n  - {id: more, system_prompt: p}\n", &err), HS_OK);
+    assert_int_equal(c.n_agents, 4);
+    assert_string_equal(c.agents[3].id, "more");
+    hs_serve_config_free(&c);
+}
+
+/* Models get an alias: a second name, in the same name space. */
+static void model_alias(void **state)
+{
+    (void)state;
+    struct hs_serve_config c;
+    hs_serve_config_default(&c);
+    hs_err err;
+    assert_int_equal(
+        parse(&c, "models:\n  - {name: a, alias: small, path: a.gguf}\n  - {name: b, path: b.gguf}\n", &err),
+        HS_OK);
+    assert_string_equal(c.models[0].alias, "small");
+    assert_null(c.models[1].alias);
+    assert_int_equal(hs_serve_config_find_model(&c, "small"), 0);
+    assert_int_equal(hs_serve_config_find_model(&c, "b"), 1);
+    assert_int_equal(hs_serve_config_find_model(&c, "c"), -1);
+    assert_int_equal(hs_serve_config_check(&c, &err), HS_OK);
+    /* a flag that adds a model named like an alias */
+    assert_int_equal(hs_serve_config_set_model(&c, "small", "s.gguf", &err), HS_OK);
+    assert_int_not_equal(hs_serve_config_check(&c, &err), HS_OK);
+    assert_non_null(strstr(err.msg, "small"));
+    hs_serve_config_free(&c);
+}
+
+static const struct bad agent_bads[] = {
+    /* unknown keys */
+    {"agents:\n  - id: x\n    system_prompt: p\n    rol: r\n", 4, "agents[0].rol"},
+    {"adapters:\n  - name: a\n    path: a.gguf\n    scal: 1\n", 4, "adapters[0].scal"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling:\n      temp: 1\n", 5,
+     "agents[0].sampling.temp"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    adapters: [{nam: a}]\n", 4, "agents[0].adapters[0].nam"},
+    {"agents_file: x.yaml\n", 1, "agents_file"}, /* only the main config has it */
+    {"server:\n  port: 1\n", 1, "server"},
+    /* wrong types */
+    {"agents:\n  - id: x\n    system_prompt: [a]\n", 3, "agents[0].system_prompt"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling: {temperature: hot}\n", 4,
+     "agents[0].sampling.temperature"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling: {max_tokens: 1.5}\n", 4,
+     "agents[0].sampling.max_tokens"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling: 0.5\n", 4, "agents[0].sampling"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    adapters: a\n", 4, "agents[0].adapters"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    adapters: [[a]]\n", 4, "agents[0].adapters[0]"},
+    {"agents: {id: x}\n", 1, "agents"},
+    {"adapters:\n  - a.gguf\n", 2, "adapters[0]"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling: {temperature: '0.5'}\n", 4,
+     "agents[0].sampling.temperature"},
+    /* out of range */
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling:\n      temperature: 2.5\n", 5, "temperature"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling:\n      top_p: 1.01\n", 5, "top_p"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling:\n      min_p: -0.1\n", 5, "min_p"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling:\n      top_k: -1\n", 5, "top_k"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling:\n      max_tokens: 0\n", 5, "max_tokens"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    sampling:\n      temperature: .nan\n", 5, "temperature"},
+    {"adapters:\n  - name: a\n    path: a.gguf\n    scale: 11\n", 4, "adapters[0].scale"},
+    {"adapters:\n  - name: a\n    path: a.gguf\n    scale: .inf\n", 4, "adapters[0].scale"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    adapters:\n      - {name: a, scale: -1e9}\n", 5,
+     "agents[0].adapters[0].scale"},
+    /* missing or malformed names */
+    {"agents:\n  - name: x\n    system_prompt: p\n", 2, "agents[0]"},
+    {"agents:\n  - id: x\n    name: X\n", 2, "agents[0] (x)"},
+    {"agents:\n  - id: x\n    system_prompt: \"\"\n", 2, "agents[0] (x)"},
+    {"agents:\n  - id: a b\n    system_prompt: p\n", 2, "agents[0]"},
+    {"adapters:\n  - name: a\n", 2, "adapters[0] (a)"},
+    {"adapters:\n  - path: a.gguf\n", 2, "adapters[0]"},
+    /* duplicates within a file */
+    {"agents:\n  - id: x\n    system_prompt: p\n  - id: x\n    system_prompt: q\n", 4, "agents[1] (x)"},
+    {"adapters:\n  - {name: x, path: a.gguf}\nagents:\n  - id: x\n    system_prompt: p\n", 4,
+     "agents[0] (x)"},
+    {"agents:\n  - {id: x, system_prompt: p}\nadapters:\n  - {name: x, path: a.gguf}\n", 4,
+     "adapters[0] (x)"},
+    {"adapters:\n  - {name: a, path: a.gguf}\n  - {name: a, path: b.gguf}\n", 3, "adapters[1] (a)"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    adapters: [a, b,\n      a]\n", 5,
+     "agents[0].adapters[2]"},
+    /* schemas */
+    {"agents:\n  - id: x\n    system_prompt: p\n    schema: [a]\n", 4, "agents[0].schema"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    schema: '{\"type\": }'\n", 4, "agents[0].schema"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    schema: '{\"a\": 1} x'\n", 4, "agents[0].schema"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    schema: '{\"a\": 1, \"a\": 2}'\n", 4, "agents[0].schema"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    schema: nosuch\n", 4, "agents[0] (x).schema"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    schema: not a name\n", 4, "agents[0].schema"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    schema:\n      type: object\n      properties:\n"
+     "        a: &t {type: string}\n        b: *t\n",
+     8, "agents[0].schema.properties.b"},
+    {"schemas:\n  s: {type: object}\n  t: [1]\n", 3, "schemas.t"},
+    {"schemas:\n  s: {type: object}\n  t: other\n", 3, "schemas.t"},
+    {"schemas:\n  s:\n", 2, "schemas.s"},
+    {"schemas: [a]\n", 1, "schemas"},
+};
+
+/* Each mistake in an agents file is reported as "a.yaml:LINE: KEY: ...",
+ * and a file with a mistake adds nothing. */
+static void agent_errors_name_file_line_and_key(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(agent_bads) / sizeof(agent_bads[0]); i++) {
+        struct hs_serve_config c;
+        hs_serve_config_default(&c);
+        hs_err err;
+        assert_int_equal(parse_agents(&c, "agents:\n  - {id: keep, system_prompt: p}\n", &err), HS_OK);
+        int rc = parse_agents(&c, agent_bads[i].yaml, &err);
+        char want[64];
+        snprintf(want, sizeof(want), "a.yaml:%d: ", agent_bads[i].line);
+        if (rc == HS_OK || strncmp(err.msg, want, strlen(want)) != 0 || !strstr(err.msg, agent_bads[i].key))
+            print_error("case %zu:\n%s  -> rc %d: %s\n  want %s ... %s\n", i, agent_bads[i].yaml, rc, err.msg,
+                        want, agent_bads[i].key);
+        assert_int_not_equal(rc, HS_OK);
+        assert_memory_equal(err.msg, want, strlen(want));
+        assert_non_null(strstr(err.msg, agent_bads[i].key));
+        assert_int_equal(c.n_agents, 1);
+        assert_int_equal(c.n_adapters, 0);
+        assert_string_equal(c.agents[0].id, "keep");
+        hs_serve_config_free(&c);
+    }
+}
+
+/* Names are one space across files: a second file's agent, adapter or a
+ * model already holding the name fails with the second file's line. */
+static void duplicates_across_files(void **state)
+{
+    (void)state;
+    char *adapter = write_tmp("dup-adapter.gguf", "an adapter file");
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml),
+             "models:\n  - {name: m, alias: mm, path: m.gguf}\n"
+             "agents:\n  - {id: x, system_prompt: p}\n"
+             "adapters:\n  - {name: a, path: %s}\n",
+             adapter);
+    struct hs_serve_config c;
+    hs_serve_config_default(&c);
+    hs_err err;
+    assert_int_equal(parse(&c, yaml, &err), HS_OK);
+    assert_int_equal(c.agents[0].line, 4);
+    assert_string_equal(c.agents[0].file, "t.yaml");
+    const char *cases[][2] = {
+        {"agents:\n  - {id: y, system_prompt: p}\n  - {id: x, system_prompt: p}\n",
+         "a.yaml:3: agents[1] (x)"},
+        {"\nadapters:\n  - {name: x, path: b.gguf}\n", "a.yaml:3: adapters[0] (x)"},
+        {"agents:\n  - {id: a, system_prompt: p}\n", "a.yaml:2: agents[0] (a)"},
+        {"agents:\n  - {id: m, system_prompt: p}\n", "a.yaml:2: agents[0] (m)"},
+        {"agents:\n  - {id: mm, system_prompt: p}\n", "a.yaml:2: agents[0] (mm)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = parse_agents(&c, cases[i][0], &err);
+        if (rc == HS_OK || strncmp(err.msg, cases[i][1], strlen(cases[i][1])) != 0)
+            print_error("case %zu: rc %d: %s\n  want %s\n", i, rc, err.msg, cases[i][1]);
+        assert_int_not_equal(rc, HS_OK);
+        assert_memory_equal(err.msg, cases[i][1], strlen(cases[i][1]));
+        assert_int_equal(c.n_agents, 1);
+        assert_int_equal(c.n_adapters, 1);
+    }
+    /* the first one says where the name is taken */
+    parse_agents(&c, cases[0][0], &err);
+    assert_non_null(strstr(err.msg, "t.yaml:4"));
+    /* a model added later by a flag: check names the agent's line */
+    assert_int_equal(hs_serve_config_set_model(&c, "x", "x.gguf", &err), HS_OK);
+    assert_int_not_equal(hs_serve_config_check(&c, &err), HS_OK);
+    assert_memory_equal(err.msg, "t.yaml:4: agents[0] (x): ", strlen("t.yaml:4: agents[0] (x): "));
+    hs_serve_config_free(&c);
+    free(adapter);
+}
+
+struct bad_check {
+    const char *yaml;  /* the main config, "t.yaml" */
+    const char *want;  /* the message starts with it */
+    const char *words; /* and holds this */
+};
+
+/* Mistakes only the whole configuration shows, found by check with the
+ * entry's file and line. ADAPTER is replaced with an existing file. */
+static const struct bad_check check_bads[] = {
+    {"models:\n  - {name: m, path: m.gguf}\n"
+     "agents:\n  - id: x\n    system_prompt: p\n    adapters: [nosuch]\n",
+     "t.yaml:4: agents[0] (x): ", "unknown adapter 'nosuch'"},
+    {"models:\n  - {name: m, path: m.gguf}\n"
+     "agents:\n  - id: x\n    system_prompt: p\n  - id: y\n    model: nosuch\n    system_prompt: p\n",
+     "t.yaml:6: agents[1] (y): ", "model 'nosuch'"},
+    {"models:\n  - {name: m, path: m.gguf}\n"
+     "adapters:\n  - {name: a, path: ADAPTER}\n  - name: b\n    path: no/such/file.gguf\n",
+     "t.yaml:5: adapters[1] (b): ", "no/such/file.gguf"},
+    {"models:\n  - {name: m1, path: m1.gguf}\n  - {name: m2, path: m2.gguf}\n"
+     "adapters:\n  - {name: a2, path: ADAPTER, model: m2}\n"
+     "agents:\n  - id: x\n    system_prompt: p\n    adapters: [a2]\n",
+     "t.yaml:7: agents[0] (x): ", "another base"},
+    {"models:\n  - {name: m1, path: m1.gguf}\n  - {name: m2, path: m2.gguf}\n"
+     "adapters:\n  - {name: a1, path: ADAPTER}\n"
+     "agents:\n  - id: x\n    model: m2\n    system_prompt: p\n    adapters: [{name: a1, scale: 2}]\n",
+     "t.yaml:7: agents[0] (x): ", "another base"},
+    {"models:\n  - {name: m, path: m.gguf}\n  - name: up\n    upstream: {url: http://x/v1}\n"
+     "adapters:\n  - {name: a, path: ADAPTER, model: up}\n",
+     "t.yaml:6: adapters[0] (a): ", "upstream"},
+    {"models:\n  - {name: m, path: m.gguf}\n"
+     "adapters:\n  - {name: a, path: ADAPTER, model: nosuch}\n",
+     "t.yaml:4: adapters[0] (a): ", "nosuch"},
+    {"models:\n  - name: up\n    upstream: {url: http://x/v1}\n"
+     "adapters:\n  - {name: a, path: ADAPTER}\n",
+     "t.yaml:5: adapters[0] (a): ", "no local model"},
+    {"agents:\n  - id: x\n    system_prompt: p\n    schema: {type: object, patternProperties: {}}\n",
+     "t.yaml:2: agents[0] (x): ", "schema"}, /* the structured-output compiler refuses it */
+    {"models:\n  - {name: m, path: m.gguf}\n"
+     "adapters:\n  - {name: a, path: .}\n",
+     "t.yaml:4: adapters[0] (a): ", "not a regular file"},
+};
+
+static void check_names_entry_file_and_line(void **state)
+{
+    (void)state;
+    char *adapter = write_tmp("adapter.gguf", "not really a GGUF; check only looks for the file");
+    for (size_t i = 0; i < sizeof(check_bads) / sizeof(check_bads[0]); i++) {
+        char yaml[1024];
+        const char *src = check_bads[i].yaml;
+        const char *mark = strstr(src, "ADAPTER");
+        if (mark)
+            snprintf(yaml, sizeof(yaml), "%.*s%s%s", (int)(mark - src), src, adapter, mark + 7);
+        else
+            snprintf(yaml, sizeof(yaml), "%s", src);
+        struct hs_serve_config c;
+        hs_serve_config_default(&c);
+        hs_err err;
+        int rc = parse(&c, yaml, &err);
+        if (rc)
+            print_error("case %zu: %s\n", i, err.msg);
+        assert_int_equal(rc, HS_OK);
+        rc = hs_serve_config_check(&c, &err);
+        if (rc == HS_OK || strncmp(err.msg, check_bads[i].want, strlen(check_bads[i].want)) != 0 ||
+            !strstr(err.msg, check_bads[i].words))
+            print_error("case %zu:\n%s  -> rc %d: %s\n  want %s ... %s\n", i, yaml, rc, err.msg,
+                        check_bads[i].want, check_bads[i].words);
+        assert_int_not_equal(rc, HS_OK);
+        assert_memory_equal(err.msg, check_bads[i].want, strlen(check_bads[i].want));
+        assert_non_null(strstr(err.msg, check_bads[i].words));
+        hs_serve_config_free(&c);
+    }
+
+    /* the same entries, consistent, pass; an agent's model may be an alias */
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "models:\n  - {name: m1, alias: one, path: m1.gguf}\n  - {name: m2, path: m2.gguf}\n"
+             "adapters:\n  - {name: a1, path: %s}\n  - {name: a2, path: %s, model: m2, scale: -2}\n"
+             "agents:\n  - {id: x, system_prompt: p, adapters: [a1], model: one}\n"
+             "  - {id: y, system_prompt: p, adapters: [{name: a2, scale: 0.5}], model: m2}\n"
+             "  - {id: z, system_prompt: p, model: m2}\n",
+             adapter, adapter);
+    struct hs_serve_config c;
+    hs_serve_config_default(&c);
+    hs_err err;
+    assert_int_equal(parse(&c, yaml, &err), HS_OK);
+    int rc = hs_serve_config_check(&c, &err);
+    if (rc)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, HS_OK);
+    /* without models (hestia assess) the model-bound checks wait: a missing
+       adapter file and an unknown model are the server's business */
+    hs_serve_config_free(&c);
+    hs_serve_config_default(&c);
+    assert_int_equal(parse_agents(&c,
+                                  "adapters:\n  - {name: a, path: no/such.gguf}\n"
+                                  "agents:\n  - {id: x, system_prompt: p, model: elsewhere, adapters: [a]}\n",
+                                  &err),
+                     HS_OK);
+    assert_int_equal(hs_serve_config_check(&c, &err), HS_OK);
+    /* but an unknown adapter is a mistake anywhere */
+    const char *more = "agents:\n  - {id: y, system_prompt: p, adapters: [b]}\n";
+    assert_int_equal(hs_serve_config_parse_agents(&c, more, strlen(more), "b.yaml", &err), HS_OK);
+    assert_int_not_equal(hs_serve_config_check(&c, &err), HS_OK);
+    /* the index counts within b.yaml */
+    assert_memory_equal(err.msg, "b.yaml:2: agents[0] (y): ", strlen("b.yaml:2: agents[0] (y): "));
+    hs_serve_config_free(&c);
+    free(adapter);
+}
+
+/* agents_file in the main config: loaded after the main file's own entries;
+ * its mistakes name it and its lines; a missing one names the main file's
+ * line. */
+static void agents_file_from_main_config(void **state)
+{
+    (void)state;
+    char *good = write_tmp("good-agents.yaml", "agents:\n  - {id: from-file, system_prompt: p}\n");
+    char *bad = write_tmp("bad-agents.yaml", "agents:\n  - {id: ok, system_prompt: p}\n  - {id: b}\n");
+    char *dup = write_tmp("dup-agents.yaml", "\n\nagents:\n  - {id: here, system_prompt: p}\n");
+    char yaml[1024];
+    struct hs_serve_config c;
+    hs_serve_config_default(&c);
+    hs_err err;
+    snprintf(yaml, sizeof(yaml), "agents_file: %s\nagents:\n  - {id: here, system_prompt: p}\n", good);
+    assert_int_equal(parse(&c, yaml, &err), HS_OK);
+    assert_int_equal(c.n_agents, 2);
+    assert_string_equal(c.agents[0].id, "here");
+    assert_string_equal(c.agents[1].id, "from-file");
+    assert_string_equal(c.agents[1].file, good);
+    assert_int_equal(c.agents[1].line, 2);
+    hs_serve_config_free(&c);
+
+    char want[1200];
+    hs_serve_config_default(&c);
+    snprintf(yaml, sizeof(yaml), "server: {port: 1}\nagents_file: %s\n", bad);
+    assert_int_not_equal(parse(&c, yaml, &err), HS_OK);
+    snprintf(want, sizeof(want), "%s:3: agents[1] (b): ", bad);
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_int_equal(c.n_agents, 0);
+
+    snprintf(yaml, sizeof(yaml), "agents:\n  - {id: here, system_prompt: p}\nagents_file: %s\n", dup);
+    assert_int_not_equal(parse(&c, yaml, &err), HS_OK);
+    snprintf(want, sizeof(want), "%s:4: agents[0] (here): ", dup);
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_non_null(strstr(err.msg, "t.yaml:2"));
+
+    hs_serve_config_free(&c);
+    hs_serve_config_default(&c);
+    assert_int_equal(parse(&c, "\nagents_file: config/no-such-agents.yaml\n", &err), HS_EIO);
+    assert_memory_equal(err.msg, "t.yaml:2: agents_file: ", strlen("t.yaml:2: agents_file: "));
+    assert_non_null(strstr(err.msg, "config/no-such-agents.yaml"));
+    assert_int_equal(parse(&c, "agents_file: config\n", &err), HS_EIO); /* a folder */
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    assert_int_equal(parse(&c, "agents_file:\n", &err), HS_EINVAL);
+    assert_int_equal(hs_serve_config_load_agents(&c, "config/no-such-agents.yaml", &err), HS_EIO);
+    hs_serve_config_free(&c);
+    free(good);
+    free(bad);
+    free(dup);
+}
+
+static const char *const expected_ids[13] = {
+    "fire-commander",         "police-commander",     "ekab-physician",
+    "civil-protection",       "coast-guard",          "meteorologist",
+    "seismologist",           "hazmat-specialist",    "eody-public-health",
+    "municipal-emergency",    "armed-forces-liaison", "infrastructure-engineer",
+    "public-information-112",
+};
+
+static int count_words(const char *s)
+{
+    int n = 0;
+    bool in = false;
+    for (; *s; s++) {
+        bool space = *s == ' ' || *s == '\n' || *s == '\t';
+        if (!space && !in)
+            n++;
+        in = !space;
+    }
+    return n;
+}
+
+/* The shipped experts: 13 agents, the ids the assess tool and the schema's
+ * coordinate_with list use, each with a real persona, sampling defaults and
+ * the shared assessment schema, which the structured-output compiler takes. */
+static void shipped_agents_load_and_check(void **state)
+{
+    (void)state;
+    struct hs_serve_config c;
+    hs_serve_config_default(&c);
+    hs_err err;
+    int rc = hs_serve_config_load_agents(&c, "config/agents.yaml", &err);
+    if (rc)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, HS_OK);
+    rc = hs_serve_config_check(&c, &err);
+    if (rc)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, HS_OK);
+    assert_int_equal(c.n_agents, 13);
+    assert_int_equal(c.n_adapters, 0);
+    for (int i = 0; i < 13; i++) {
+        const struct hs_agent *a = &c.agents[i];
+        assert_string_equal(a->id, expected_ids[i]);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(c.agents[j].id, a->id);
+        assert_non_null(a->name);
+        assert_non_null(strchr(a->name, '(')); /* "Role (Service)" */
+        assert_true(a->role && strlen(a->role) > 20);
+        assert_true(a->expertise && strlen(a->expertise) > 20);
+        assert_null(a->model); /* the first model: what `make run` serves */
+        assert_int_equal(a->n_loras, 0);
+        int words = count_words(a->system_prompt);
+        if (words < 120 || words > 250)
+            print_error("%s: %d words\n", a->id, words);
+        assert_true(words >= 120 && words <= 250);
+        assert_true(a->temperature >= 0.3f && a->temperature <= 0.5f);
+        assert_true(a->max_tokens >= 300 && a->max_tokens <= 600);
+        assert_string_equal(a->file, "config/agents.yaml");
+        assert_true(a->line > 1);
+
+        /* the schema: an object with the assessment fields, coordinate_with
+           limited to exactly these 13 ids */
+        assert_non_null(a->schema);
+        json_error_t je;
+        json_t *s = json_loads(a->schema, 0, &je);
+        assert_non_null(s);
+        json_t *props = json_object_get(s, "properties");
+        const char *fields[] = {"risk_level",       "summary",         "immediate_actions",
+                                "resources_needed", "coordinate_with", "confidence"};
+        for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
+            assert_non_null(json_object_get(props, fields[k]));
+        json_t *levels = json_object_get(json_object_get(props, "risk_level"), "enum");
+        assert_int_equal(json_array_size(levels), 4);
+        assert_string_equal(json_string_value(json_array_get(levels, 3)), "critical");
+        assert_int_equal(
+            json_integer_value(json_object_get(json_object_get(props, "immediate_actions"), "maxItems")), 6);
+        json_t *conf = json_object_get(props, "confidence");
+        assert_string_equal(json_string_value(json_object_get(conf, "type")), "number");
+        json_t *ids =
+            json_object_get(json_object_get(json_object_get(props, "coordinate_with"), "items"), "enum");
+        assert_int_equal(json_array_size(ids), 13);
+        for (int k = 0; k < 13; k++)
+            assert_string_equal(json_string_value(json_array_get(ids, (size_t)k)), expected_ids[k]);
+        json_decref(s);
+
+        hs_jschema *js = NULL;
+        hs_err jerr;
+        rc = hs_jschema_compile(a->schema, strlen(a->schema), &js, &jerr);
+        if (rc)
+            print_error("%s: %s\n", a->id, jerr.msg);
+        assert_int_equal(rc, HS_OK);
+        hs_jschema_unref(js);
+    }
+    hs_serve_config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +986,13 @@ int main(void)
         cmocka_unit_test(failed_models_list_keeps_old_one),
         cmocka_unit_test(flags_after_file),
         cmocka_unit_test(check_catches_inconsistent_values),
+        cmocka_unit_test(agents_every_field_lands),
+        cmocka_unit_test(model_alias),
+        cmocka_unit_test(agent_errors_name_file_line_and_key),
+        cmocka_unit_test(duplicates_across_files),
+        cmocka_unit_test(check_names_entry_file_and_line),
+        cmocka_unit_test(agents_file_from_main_config),
+        cmocka_unit_test(shipped_agents_load_and_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
