@@ -54,6 +54,41 @@ static const char *const k_migrations[] = {
     "ALTER TABLE requests ADD COLUMN adapters TEXT;"
     "ALTER TABLE requests ADD COLUMN parent_id TEXT;"
     "CREATE INDEX requests_parent ON requests(parent_id) WHERE parent_id IS NOT NULL;",
+    /* 2 -> 3 (issue 6): the answer's confidence and safety flags; user
+       feedback (one row per request: a repeat updates it); alerts; drift
+       runs; recorded baselines. */
+    "ALTER TABLE requests ADD COLUMN confidence REAL;"
+    "ALTER TABLE requests ADD COLUMN low_prob_share REAL;"
+    "ALTER TABLE requests ADD COLUMN safety_flags TEXT;"
+    "CREATE TABLE feedback ("
+    "  request_id TEXT PRIMARY KEY NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  feedback INTEGER NOT NULL CHECK (feedback IN (-1, 1)),"
+    "  comment TEXT,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE alerts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  severity TEXT NOT NULL CHECK (severity IN ('critical', 'warning', 'info')),"
+    "  message TEXT NOT NULL,"
+    "  count INTEGER NOT NULL DEFAULT 1,"
+    "  first_ms INTEGER,"
+    "  details TEXT);"
+    "CREATE INDEX alerts_ts ON alerts(ts_ms);"
+    "CREATE TABLE drift_runs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('concept', 'data')),"
+    "  status TEXT NOT NULL,"
+    "  score REAL,"
+    "  p_value REAL,"
+    "  details TEXT);"
+    "CREATE INDEX drift_runs_ts ON drift_runs(kind, ts_ms);"
+    "CREATE TABLE baselines ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  details TEXT NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
@@ -205,6 +240,9 @@ static int insert_one(hs_store *s, const struct hs_request_record *r)
     bind_text(st, 19, r->agent);
     bind_text(st, 20, r->adapters);
     bind_text(st, 21, r->parent_id);
+    bind_ms(st, 22, r->confidence);
+    bind_ms(st, 23, r->low_prob_share);
+    bind_text(st, 24, r->safety_flags);
     if (sqlite3_step(st) != SQLITE_DONE)
         return HS_EIO;
     if (sqlite3_changes(s->wdb) == 0 || (!r->request_body && !r->response_body))
@@ -292,8 +330,8 @@ static void *writer_main(void *arg)
 static const char k_ins_req[] =
     "INSERT OR IGNORE INTO requests (id, ts_ms, endpoint, key_name, client, user, model, backend, stream,"
     " status, error, finish_reason, tokens_in, tokens_out, tokens_cached, queue_ms, ttft_ms, latency_ms,"
-    " agent, adapters, parent_id)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " agent, adapters, parent_id, confidence, low_prob_share, safety_flags)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 static const char k_ins_body[] =
     "INSERT OR IGNORE INTO bodies (request_id, request, response) VALUES (?,?,?)";
 
@@ -425,7 +463,8 @@ int hs_store_log_request(hs_store *s, const struct hs_request_record *r, hs_err 
 
     size_t text = slen(r->id) + slen(r->endpoint) + slen(r->key_name) + slen(r->client) + slen(r->user) +
                   slen(r->model) + slen(r->backend) + slen(r->error) + slen(r->finish_reason) +
-                  slen(req_body) + slen(resp_body) + slen(r->agent) + slen(r->adapters) + slen(r->parent_id);
+                  slen(req_body) + slen(resp_body) + slen(r->agent) + slen(r->adapters) + slen(r->parent_id) +
+                  slen(r->safety_flags);
     struct hs_store_item *it = hs_malloc(sizeof *it + text);
     if (!it) {
         hs_free(req_body);
@@ -446,6 +485,7 @@ int hs_store_log_request(hs_store *s, const struct hs_request_record *r, hs_err 
     it->r.agent = put(&cur, r->agent);
     it->r.adapters = put(&cur, r->adapters);
     it->r.parent_id = put(&cur, r->parent_id);
+    it->r.safety_flags = put(&cur, r->safety_flags);
     it->r.request_body = put(&cur, req_body);
     it->r.response_body = put(&cur, resp_body);
     hs_free(req_body);

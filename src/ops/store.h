@@ -37,6 +37,9 @@ struct hs_request_record {
     const char *agent;      /* (issue 5) the agent that answered; NULL when none */
     const char *adapters;   /* (issue 5) "name:scale,name:scale" of the LoRA set; NULL when none */
     const char *parent_id;  /* (issue 5) the /v1/assess request this one is part of; NULL when none */
+    double confidence;      /* (issue 6) mean probability of the answer's tokens; < 0 when unknown */
+    double low_prob_share;  /* (issue 6) share of its tokens below the low-probability line; < 0 unknown */
+    const char *safety_flags; /* (issue 6) "hazmat_mismatch,overconfident"; NULL when none */
     const char *backend;    /* "local" or the upstream URL */
     bool stream;
     int status;             /* HTTP status sent */

@@ -38,13 +38,17 @@ enum {
     C_RESP_BODY,
     C_AGENT,
     C_ADAPTERS,
-    C_PARENT
+    C_PARENT,
+    C_CONFIDENCE,
+    C_LOW_PROB,
+    C_SAFETY
 };
 
 static const char k_select[] =
     "SELECT r.id, r.ts_ms, r.endpoint, r.key_name, r.client, r.user, r.model, r.backend, r.stream, r.status,"
     " r.error, r.finish_reason, r.tokens_in, r.tokens_out, r.tokens_cached, r.queue_ms, r.ttft_ms,"
-    " r.latency_ms, b.request, b.response, r.agent, r.adapters, r.parent_id"
+    " r.latency_ms, b.request, b.response, r.agent, r.adapters, r.parent_id, r.confidence,"
+    " r.low_prob_share, r.safety_flags"
     " FROM requests r LEFT JOIN bodies b ON b.request_id = r.id"
     " WHERE r.ts_ms >= ? ORDER BY r.ts_ms, r.rowid";
 
@@ -128,6 +132,9 @@ static json_t *row_object(sqlite3_stmt *st)
     json_object_set_new(o, "agent", jtext(st, C_AGENT));
     json_object_set_new(o, "adapters", jtext(st, C_ADAPTERS));
     json_object_set_new(o, "parent_id", jtext(st, C_PARENT));
+    json_object_set_new(o, "confidence", jreal(st, C_CONFIDENCE));
+    json_object_set_new(o, "low_prob_share", jreal(st, C_LOW_PROB));
+    json_object_set_new(o, "safety_flags", jtext(st, C_SAFETY));
     json_object_set_new(o, "stream", json_boolean(sqlite3_column_int(st, C_STREAM) != 0));
     json_object_set_new(o, "status", jint(st, C_STATUS));
     json_object_set_new(o, "error", jtext(st, C_ERROR));

@@ -227,6 +227,8 @@ void hs_srv_call_finish(struct srv_call *c)
             .agent = c->tgt.agent ? c->tgt.agent->cfg->id : NULL,
             .adapters = adapters,
             .parent_id = c->parent ? c->parent->parent_id : NULL,
+            .confidence = -1, /* issue 6 fills these */
+            .low_prob_share = -1,
             .backend = c->m ? (c->m->upstream ? c->m->entry->upstream_url : "local") : NULL,
             .stream = c->stream,
             .status = c->status,
