@@ -84,6 +84,7 @@ bool hs_srv_auth(struct srv_call *c, const struct hs_http_req *req, struct hs_ht
         }
         c->keyed = true;
         snprintf(c->key_name, sizeof c->key_name, "%s", ki.name);
+        c->admin = ki.scope == HS_SCOPE_ADMIN;
         if (admin && ki.scope != HS_SCOPE_ADMIN) {
             hs_srv_fail(c, resp, 403, "permission_error", "insufficient_permissions", NULL,
                         "The key '%s' has scope '%s'; this route needs an admin key", ki.name,

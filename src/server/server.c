@@ -293,6 +293,7 @@ enum route {
     R_EMBEDDINGS,
     R_AGENTS,
     R_ASSESS,
+    R_FEEDBACK,
     R_ADMIN
 };
 
@@ -316,6 +317,7 @@ static enum route match(const char *method, const char *path, const char **allow
         {"/v1/embeddings", true, R_EMBEDDINGS},
         {"/v1/agents", false, R_AGENTS},
         {"/v1/assess", true, R_ASSESS},
+        {"/v1/feedback", true, R_FEEDBACK},
     };
     *one = NULL;
     for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++) {
@@ -464,6 +466,10 @@ void hs_server_handle(hs_server *s, const struct hs_http_req *req, struct hs_htt
         c->inference = true;
         if (hs_srv_auth(c, req, resp, false, true))
             hs_route_assess(c, req, resp);
+        break;
+    case R_FEEDBACK:
+        if (hs_srv_auth(c, req, resp, false, true))
+            hs_route_feedback(c, req, resp);
         break;
     case R_ADMIN:
         if (hs_srv_auth(c, req, resp, true, false)) {

@@ -118,6 +118,7 @@ struct srv_call {
     int64_t ts_ms; /* arrival, unix ms */
     double t0;     /* arrival, monotonic seconds */
     bool keyed;    /* a key was presented and verified */
+    bool admin;    /* (issue 6) and it has the admin scope */
     char key_name[64];
     char client[64];
     char *user;
@@ -204,6 +205,8 @@ void hs_route_generate(struct srv_call *c, const struct hs_http_req *req, struct
                        struct hs_gen_request *gr);
 void hs_route_embeddings(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
                          struct hs_gen_request *gr);
+/* (issue 6) POST /v1/feedback. */
+void hs_route_feedback(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 /* (issue 5) GET /v1/agents; POST /v1/assess; /admin/adapters. */
 void hs_route_agents(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 void hs_route_assess(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
