@@ -42,6 +42,9 @@ void hs_serve_config_default(struct hs_serve_config *c)
     c->max_body_bytes = 1u << 20;
     c->max_messages = 20;
     c->max_input_tokens = 4000;
+    hs_monitor_config_default(&c->monitor);
+    hs_drift_config_default(&c->drift);
+    hs_alerts_config_default(&c->alerts);
 }
 
 int hs_serve_config_set_str(char **field, const char *value)
@@ -98,6 +101,8 @@ void hs_serve_config_free(struct hs_serve_config *c)
     for (int i = 0; i < c->n_agents; i++)
         hs_agent_free(&c->agents[i]);
     hs_free(c->agents);
+    hs_drift_config_free(&c->drift);
+    hs_alerts_config_free(&c->alerts);
     memset(c, 0, sizeof(*c));
 }
 
@@ -172,7 +177,9 @@ static const struct hs_cfg_field root_fields[] = {
     {"limits", F_MAP, 0, 0, 0, limits_fields},     {"rate_limits", F_MAP, 0, 0, 0, rate_limits_fields},
     {"models", F_MODELS, 0, 0, 0, NULL},           {"adapters", F_ADAPTERS, 0, 0, 0, NULL},
     {"agents", F_AGENTS, 0, 0, 0, NULL},           {"schemas", F_SCHEMAS, 0, 0, 0, NULL},
-    {"agents_file", F_AGENTS_FILE, 0, 0, 0, NULL}, {NULL, 0, 0, 0, 0, NULL},
+    {"agents_file", F_AGENTS_FILE, 0, 0, 0, NULL}, {"monitor", F_MONITOR, 0, 0, 0, NULL},
+    {"drift", F_DRIFT, 0, 0, 0, NULL},             {"alerts", F_ALERTS, 0, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 /* --- the walk --- */
@@ -340,6 +347,13 @@ static int parse_value(struct hs_cfg_walk *w, const struct hs_cfg_field *f, stru
         return hs_cfg_parse_loras(w, v, (struct hs_agent *)(void *)base, path, key_line);
     case F_SCHEMA:
         return hs_cfg_parse_schema(w, v, (struct hs_agent *)(void *)base, path, key_line);
+    case F_MONITOR:
+        return hs_monitor_config_parse_node(&w->c->monitor, v, w->name, w->err);
+    case F_DRIFT:
+        return hs_drift_config_parse_node(&w->c->drift, v, w->name, w->err);
+    case F_ALERTS:
+        /* its reader takes the whole text and finds its own section */
+        return hs_alerts_config_parse(&w->c->alerts, w->text, w->len, w->name, w->err);
     case F_AGENTS_FILE: {
         if (hs_cfg_plain_null(v))
             return hs_cfg_fail(w, line, path, "expected the path of an agents file");

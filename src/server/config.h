@@ -55,6 +55,9 @@
 
 #include "base/err.h"
 #include "engine/agent.h"
+#include "ops/alerts.h"
+#include "ops/drift.h"
+#include "ops/monitor.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -111,6 +114,9 @@ struct hs_serve_config {
     int n_adapters;
     struct hs_agent *agents; /* (issue 5) */
     int n_agents;
+    struct hs_monitor_config monitor; /* (issue 6) `monitor:`, see ops/monitor.h */
+    struct hs_drift_config drift;     /* (issue 6) `drift:`, see ops/monitor.h */
+    struct hs_alerts_config alerts;   /* (issue 6) `alerts:`, see ops/alerts.h */
 };
 
 void hs_serve_config_default(struct hs_serve_config *c);

@@ -27,6 +27,9 @@ enum hs_cfg_ftype {
     F_AGENTS_FILE, /* (issue 5) the path of an agents file, loaded after this one */
     F_LORAS,       /* (issue 5) an agent's adapters; the base is the struct hs_agent */
     F_SCHEMA,      /* (issue 5) an agent's schema; the base is the struct hs_agent */
+    F_MONITOR,     /* (issue 6) the monitor: section (ops/monitor.h reads it) */
+    F_DRIFT,       /* (issue 6) the drift: section (ops/monitor.h reads it) */
+    F_ALERTS,      /* (issue 6) the alerts: section (ops/alerts.h reads it from the whole text) */
 };
 
 struct hs_cfg_field {

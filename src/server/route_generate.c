@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "ops/confidence.h"
 #include "server/openai.h"
 #include "server/server_impl.h"
 
@@ -59,7 +60,8 @@ struct gen {
     int prompt_tokens;
     struct choice *ch;
     int n_ch;
-    int top_logprobs; /* -1: none */
+    int top_logprobs; /* -1: none in the answer */
+    struct hs_conf_acc conf; /* (issue 6) every generated token's probability, for the record */
     /* failure of a job */
     int err_code;
     char err_msg[256];
@@ -223,7 +225,9 @@ static bool submit(struct gen *g, struct hs_http_resp *resp)
                 .sampling = gr->sampling,
                 .stop = (const char *const *)gr->stop,
                 .n_stop = gr->n_stop,
-                .top_logprobs = g->top_logprobs,
+                /* the chosen token's log-probability always (the record's
+                   confidence), alternatives only when the client asked */
+                .top_logprobs = g->top_logprobs >= 0 ? g->top_logprobs : 0,
                 .ignore_eos = gr->ignore_eos,
                 .adapters = c->tgt.ad,
                 .adapter_scales = c->tgt.scale,
@@ -354,6 +358,7 @@ static void on_token(struct gen *g, struct choice *ch, const struct hs_job_event
         hs_metrics_observe_itl(c->srv->metrics, g->m->name, now - ch->t_last);
     ch->t_last = now;
     ch->n_seen++;
+    hs_conf_add(&g->conf, ev->chosen.logprob);
     struct lp_tok lp;
     bool have_lp = g->top_logprobs >= 0 && lp_fill(g, &lp, ev) == HS_OK;
     size_t len;
@@ -512,6 +517,10 @@ static void account(struct gen *g)
     c->tokens_in = u.prompt_tokens;
     c->tokens_out = u.completion_tokens;
     c->tokens_cached = u.cached_tokens;
+    struct hs_confidence conf;
+    hs_conf_result(&conf, &g->conf);
+    c->confidence = conf.mean_prob;
+    c->low_prob_share = conf.low_share;
     if (g->n_ch > 0) {
         c->queue_ms = g->ch[0].queue_ms;
         c->finish_reason = g->ch[0].finish;
@@ -690,6 +699,7 @@ void hs_route_generate(struct srv_call *c, const struct hs_http_req *req, struct
     g->m = c->m;
     g->created = (int64_t)time(NULL);
     g->top_logprobs = g->gr.logprobs ? g->gr.top_logprobs : -1;
+    hs_conf_init(&g->conf, 0);
     g->gone = req->gone;
     g->t_gone_check = hs_now_s();
     if (!tokenize(g, resp) || !submit(g, resp)) {

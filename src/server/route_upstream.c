@@ -9,6 +9,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "ops/confidence.h"
 #include "server/openai.h"
 #include "server/server_impl.h"
 
@@ -27,6 +28,7 @@ struct up {
     bool ended;
     bool cut;         /* ended early: an error event was sent, or the client left */
     bool strip_usage; /* usage was asked upstream for the record; the client did not ask */
+    struct hs_conf_acc conf; /* (issue 6) the first choice's token probabilities, when the upstream sends them */
     hs_buf ev;        /* the SSE event being received */
     hs_buf out;       /* bytes ready for the client */
     size_t out_off;
@@ -89,6 +91,7 @@ static void take_event(struct up *u, const char *p, size_t n, const char *end, s
                 json_t *o = json_loadb(p + k, i + len - k, 0, NULL);
                 if (take_usage(u->c, o))
                     usage_only = true;
+                hs_conf_add_json(&u->conf, o, 0, NULL, NULL);
                 json_decref(o);
             }
         }
@@ -217,6 +220,10 @@ static void up_free(void *user)
         c->status = 499;
         hs_srv_call_set_error(c, "the client closed the connection");
     }
+    struct hs_confidence conf;
+    hs_conf_result(&conf, &u->conf);
+    c->confidence = conf.mean_prob;
+    c->low_prob_share = conf.low_share;
     hs_upstream_close(u->st);
     hs_buf_free(&u->ev);
     hs_buf_free(&u->out);
@@ -308,6 +315,7 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
         u->st = st;
         u->gone = req->gone;
         u->strip_usage = strip_usage;
+        hs_conf_init(&u->conf, 0);
         hs_http_resp_header(resp, "Cache-Control", "no-cache");
         hs_http_resp_header(resp, "X-Accel-Buffering", "no");
         resp->pull = up_pull;
@@ -356,6 +364,13 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
     json_t *o = resp->body.len ? json_loadb(resp->body.data, resp->body.len, 0, NULL) : NULL;
     if (status >= 200 && status < 300) {
         take_usage(c, o);
+        struct hs_conf_acc acc;
+        struct hs_confidence conf;
+        hs_conf_init(&acc, 0);
+        hs_conf_add_json(&acc, o, 0, NULL, NULL);
+        hs_conf_result(&conf, &acc);
+        c->confidence = conf.mean_prob;
+        c->low_prob_share = conf.low_share;
     } else {
         const json_t *e = json_is_object(o) ? json_object_get(o, "error") : NULL;
         const json_t *msg = json_is_object(e) ? json_object_get(e, "message") : NULL;

@@ -179,6 +179,7 @@ static struct srv_call *call_new(hs_server *s, const struct hs_http_req *req, co
     c->ts_ms = hs_srv_unix_ms();
     c->log = true;
     c->queue_ms = c->ttft_ms = c->latency_ms = -1;
+    c->confidence = c->low_prob_share = -1;
     snprintf(c->endpoint, sizeof c->endpoint, "%s", req->path ? req->path : "");
     snprintf(c->client, sizeof c->client, "%s", req->client ? req->client : "");
     bool client_id = make_id(c->id, sizeof c->id, hs_http_req_header(req, "x-request-id"), prefix);
@@ -227,8 +228,9 @@ void hs_srv_call_finish(struct srv_call *c)
             .agent = c->tgt.agent ? c->tgt.agent->cfg->id : NULL,
             .adapters = adapters,
             .parent_id = c->parent ? c->parent->parent_id : NULL,
-            .confidence = -1, /* issue 6 fills these */
-            .low_prob_share = -1,
+            .confidence = c->confidence,
+            .safety_flags = c->safety_flags,
+            .low_prob_share = c->low_prob_share,
             .backend = c->m ? (c->m->upstream ? c->m->entry->upstream_url : "local") : NULL,
             .stream = c->stream,
             .status = c->status,
@@ -260,6 +262,7 @@ void hs_srv_call_finish(struct srv_call *c)
         };
         hs_metrics_observe_request(s->metrics, &mr);
     }
+    hs_srv_monitor_observe(c);
     /* an internal request's tokens count once, in the outer request's */
     if (c->tokens_in + c->tokens_out > 0 && !c->parent)
         hs_srv_limits_add_tokens(c, c->tokens_in + c->tokens_out);
@@ -268,6 +271,7 @@ void hs_srv_call_finish(struct srv_call *c)
     hs_log_debug("serve.request", "id=%s endpoint=%s status=%d in=%d out=%d ms=%.1f", c->id, c->endpoint,
                  c->status, c->tokens_in, c->tokens_out, c->latency_ms);
     hs_free(c->user);
+    hs_free(c->safety_flags);
     hs_free(c->model);
     hs_free(c->error);
     hs_free(c->req_body);
@@ -294,6 +298,8 @@ enum route {
     R_AGENTS,
     R_ASSESS,
     R_FEEDBACK,
+    R_API_METRICS,
+    R_API_ALERTS,
     R_ADMIN
 };
 
@@ -318,6 +324,8 @@ static enum route match(const char *method, const char *path, const char **allow
         {"/v1/agents", false, R_AGENTS},
         {"/v1/assess", true, R_ASSESS},
         {"/v1/feedback", true, R_FEEDBACK},
+        {"/api/metrics", false, R_API_METRICS},
+        {"/api/alerts", false, R_API_ALERTS},
     };
     *one = NULL;
     for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++) {
@@ -471,6 +479,17 @@ void hs_server_handle(hs_server *s, const struct hs_http_req *req, struct hs_htt
         if (hs_srv_auth(c, req, resp, false, true))
             hs_route_feedback(c, req, resp);
         break;
+    case R_API_METRICS:
+        /* the dashboard's data: loopback, or an admin key from elsewhere */
+        c->log = false;
+        if (req->loopback || hs_srv_auth(c, req, resp, true, false))
+            hs_route_api_metrics(c, req, resp);
+        break;
+    case R_API_ALERTS:
+        c->log = false;
+        if (req->loopback || hs_srv_auth(c, req, resp, true, false))
+            hs_route_api_alerts(c, req, resp);
+        break;
     case R_ADMIN:
         if (hs_srv_auth(c, req, resp, true, false)) {
             if (!strcmp(path, "/admin/adapters") || !strncmp(path, "/admin/adapters/", 16))
@@ -527,6 +546,8 @@ int hs_server_create(const struct hs_serve_config *cfg, const struct hs_server_o
     if (!rc && (hs_ratelimit_create(&cfg->per_key, &s->rl_key) ||
                 hs_ratelimit_create(&cfg->per_address, &s->rl_addr)))
         rc = hs_err_set(err, HS_ENOMEM, "out of memory");
+    if (!rc)
+        rc = hs_srv_monitor_start(s, err);
     if (!rc) {
         s->seen = hs_calloc(SRV_SEEN_SLOTS, sizeof *s->seen);
         if (!s->seen)
@@ -803,6 +824,7 @@ void hs_server_free(hs_server *s)
         hs_free(m->name);
     }
     hs_srv_agents_free(s);
+    hs_srv_monitor_stop(s);
     hs_free(s->models);
     hs_free(s->seen);
     hs_ratelimit_free(s->rl_key);

@@ -10,7 +10,9 @@
 #include "model/chat.h"
 #include "model/json_schema.h"
 #include "model/model.h"
+#include "ops/alerts.h"
 #include "ops/metrics.h"
+#include "ops/monitor.h"
 #include "ops/store.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -93,6 +95,15 @@ struct hs_server {
     struct srv_agent *agents; /* (issue 5) */
     int n_agents;
     pthread_mutex_t admin_mu; /* (issue 5) serialises adapter loads and unloads (names stay unique) */
+    /* (issue 6) the monitor and its thread (monitor.c) */
+    hs_monitor *monitor;
+    hs_alerts *alerts; /* (issue 6) breaches and other alerts go out here */
+    pthread_t mon_thread;
+    pthread_mutex_t mon_mu;
+    pthread_cond_t mon_cv;
+    bool mon_stop, mon_running;
+    int64_t baseline_ts;  /* the store's baseline in use (its time); 0 = none from the store */
+    bool baseline_saved;  /* the captured baseline went to the store */
     hs_http *http;
     int port;
     _Atomic int state; /* enum srv_state */
@@ -134,6 +145,8 @@ struct srv_call {
     const char *finish_reason; /* a literal */
     int tokens_in, tokens_out, tokens_cached;
     double queue_ms, ttft_ms, latency_ms;
+    double confidence, low_prob_share; /* (issue 6) < 0 unknown */
+    char *safety_flags;                /* (issue 6) "a,b" of the answer; NULL = none */
     char *req_body;   /* with --log-bodies */
     hs_buf resp_body; /* with --log-bodies (capped) */
     bool finished;
@@ -205,6 +218,16 @@ void hs_route_generate(struct srv_call *c, const struct hs_http_req *req, struct
                        struct hs_gen_request *gr);
 void hs_route_embeddings(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
                          struct hs_gen_request *gr);
+/* ---- monitor.c (issue 6) ---- */
+int hs_srv_monitor_start(hs_server *s, hs_err *err);
+void hs_srv_monitor_stop(hs_server *s); /* joins the thread, frees the monitor */
+/* Observes a finished call (answered inference requests only). */
+void hs_srv_monitor_observe(struct srv_call *c);
+/* GET /api/alerts: the store's alerts, newest first. */
+void hs_route_api_alerts(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+/* GET /api/metrics. */
+void hs_route_api_metrics(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+
 /* (issue 6) POST /v1/feedback. */
 void hs_route_feedback(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 /* (issue 5) GET /v1/agents; POST /v1/assess; /admin/adapters. */

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# POST /v1/feedback on a synthetic model:
+# POST /v1/feedback, and the confidence of each answer, on a synthetic model:
 #  - feedback on an answer's id (the x-request-id the client got) is stored at
 #    once, even while the record itself may still be queued; a repeat replaces
 #    it (one row, "updated": true), never duplicates;
 #  - unknown ids are 404, bad values 400 naming the field;
 #  - with keys, a user key rates only its own answers (another user's id is
-#    404), an admin key any.
+#    404), an admin key any;
+#  - every answer's record holds its confidence (mean token probability, in
+#    (0, 1]) and share of low-probability tokens ([0, 1]), whether or not the
+#    client asked for logprobs.
 . "$(dirname "$0")/lib.sh"
 hs_require_bin
 hs_require_serve
@@ -27,6 +30,8 @@ check '[ "$HTTP_STATUS" = 200 ] && [ "$(hs_json "$HS_TMP/resp.body" "str(j[\"upd
     "repeated feedback: HTTP $HTTP_STATUS $(cat "$HS_TMP/resp.body")"
 check '[ "$(hs_sql "$db" "SELECT count(*), feedback, comment FROM feedback WHERE request_id = '"'$id'"'")" = "$(printf "1\t-1\twrong number of units")" ]' \
     "the store: $(hs_sql "$db" "SELECT * FROM feedback")"
+conf=$(hs_sql "$db" "SELECT confidence > 0 AND confidence <= 1 AND low_prob_share >= 0 AND low_prob_share <= 1 FROM requests WHERE id = '$id'")
+check '[ "$conf" = 1 ]' "the record's confidence: $(hs_sql "$db" "SELECT confidence, low_prob_share FROM requests WHERE id = '$id'")"
 hs_http POST "$url/v1/feedback" -d '{"request_id":"no-such-id","feedback":1}'
 check '[ "$HTTP_STATUS" = 404 ] && [ "$(hs_json "$HS_TMP/resp.body" "j[\"error\"][\"param\"]")" = request_id ]' \
     "unknown id: HTTP $HTTP_STATUS"
@@ -54,4 +59,4 @@ check '[ "$HTTP_STATUS" = 200 ]' "an admin rates any answer: HTTP $HTTP_STATUS"
 hs_http POST "$url/v1/feedback" -d '{"request_id":"'"$aid"'","feedback":1}'
 check '[ "$HTTP_STATUS" = 401 ]' "feedback without a key on a keyed server: HTTP $HTTP_STATUS"
 hs_stop fb
-hs_finish "feedback: stored at once, updated not duplicated, 404/400, per-key ownership"
+hs_finish "feedback: stored at once, updated not duplicated, 404/400, per-key ownership; confidence on the record"
