@@ -29,6 +29,52 @@ void hs_job_event_clear(struct hs_job_event *ev)
     ev->len = 0;
 }
 
+/* The job's own copy of the adapter set (checked by the caller), a
+ * reference to each adapter and to the schema. */
+static int take_extras(hs_job *j, const struct hs_job_params *p, hs_err *err)
+{
+    const int n = p->n_adapters;
+    if (n > 0) {
+        j->adapters = hs_calloc((size_t)n, sizeof *j->adapters);
+        j->loras = hs_calloc((size_t)n, sizeof *j->loras);
+        j->adapter_scales = hs_calloc((size_t)n, sizeof *j->adapter_scales);
+        j->adapter_uids = hs_calloc((size_t)n, sizeof *j->adapter_uids);
+        if (!j->adapters || !j->loras || !j->adapter_scales || !j->adapter_uids)
+            return hs_err_set(err, HS_ENOMEM, "out of memory for %d adapters", n);
+        for (int i = 0; i < n; i++) {
+            j->adapters[i] = hs_adapter_ref(p->adapters[i]);
+            j->loras[i] = hs_adapter_lora(p->adapters[i]);
+            /* No scales: each adapter's own default. */
+            j->adapter_scales[i] =
+                p->adapter_scales ? p->adapter_scales[i] : hs_adapter_default_scale(p->adapters[i]);
+            j->adapter_uids[i] = hs_adapter_uid(p->adapters[i]);
+            j->n_adapters = i + 1;
+        }
+    }
+    if (p->schema)
+        j->schema = hs_jschema_ref(p->schema);
+    return HS_OK;
+}
+
+void hs_job_release(hs_job *j)
+{
+    for (int i = 0; i < j->n_adapters; i++)
+        hs_adapter_unref(j->adapters[i]);
+    j->n_adapters = 0;
+    hs_free(j->adapters);
+    hs_free(j->loras);
+    hs_free(j->adapter_scales);
+    hs_free(j->adapter_uids);
+    j->adapters = NULL;
+    j->loras = NULL;
+    j->adapter_scales = NULL;
+    j->adapter_uids = NULL;
+    hs_jmatch_free(j->jm);
+    j->jm = NULL;
+    hs_jschema_unref(j->schema);
+    j->schema = NULL;
+}
+
 int hs_job_create(const struct hs_job_params *p, hs_job **out, hs_err *err)
 {
     *out = NULL;
@@ -46,6 +92,13 @@ int hs_job_create(const struct hs_job_params *p, hs_job **out, hs_err *err)
         hs_free(j);
         return rc == HS_EINVAL ? hs_err_set(err, rc, "stop: a stop string is empty")
                                : hs_err_set(err, rc, "out of memory for the stop strings");
+    }
+    if ((rc = take_extras(j, p, err))) {
+        hs_job_release(j);
+        hs_stop_free(j->stop);
+        hs_free(j->prompt);
+        hs_free(j);
+        return rc;
     }
     memcpy(j->prompt, p->prompt, (size_t)p->n_prompt * sizeof *j->prompt);
     j->n_prompt = p->n_prompt;
@@ -74,6 +127,7 @@ static void job_destroy(hs_job *j)
     hs_free(j->evq);
     hs_job_event_clear(&j->last);
     hs_sampler_free(j->smp);
+    hs_job_release(j);
     hs_stop_free(j->stop);
     hs_buf_free(&j->piece);
     hs_free(j->prompt);

@@ -14,13 +14,24 @@
  * With exact_batching (the default) the context is batch-invariant
  * (context.h): a job's tokens do not depend on which other jobs share its
  * steps, so batching changes nobody's answer, and a prefix reused from the
- * cache is bit for bit the one a fresh computation would give. */
+ * cache is bit for bit the one a fresh computation would give.
+ *
+ * Adapters (issue 5). A job names its own LoRA set; admission sets it on the
+ * job's slot (hs_ctx_seq_set_loras), so one step mixes rows of any sets and
+ * each row still gets its answer alone. The context borrows the adapters'
+ * weights, so the slot holds a reference to each while they are set, and
+ * the set is cleared when the job ends: an idle slot keeps no adapter alive
+ * (an unloaded one is freed as soon as its last job ends), at the price of
+ * setting the set again, B transposed, when the next job with it comes. The
+ * prefix cache is keyed by the set (sched_prefix.c). A job with a schema
+ * samples from its logits masked by its matcher (sched_token.c). */
 #include "engine/sched_impl.h"
 
 #include "base/log.h"
 #include "base/mem.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -56,13 +67,112 @@ int hs_sched_n_ctx(const hs_sched *s)
 
 /* ---- admission ---- */
 
+/* Ends the slot's adapter set: the context forgets it (clearing a set
+ * cannot fail) and the slot drops its references. Its key stays: it
+ * describes the cached tokens, which stay too. */
+void hs_sched_slot_clear_adapters(hs_sched *s, int slot)
+{
+    struct hs_slot *sl = &s->slots[slot];
+    if (sl->n_held == 0)
+        return;
+    hs_ctx_seq_set_loras(s->ctx, slot, NULL, NULL, 0, NULL);
+    for (int i = 0; i < sl->n_held; i++)
+        hs_adapter_unref(sl->held[i]);
+    hs_free(sl->held);
+    sl->held = NULL;
+    sl->n_held = 0;
+}
+
+/* Sets the job's adapters on its slot, the slot taking its own reference
+ * to each while the context borrows their weights. */
+static int slot_set_adapters(hs_sched *s, hs_job *j, hs_err *err)
+{
+    struct hs_slot *sl = &s->slots[j->slot];
+    hs_sched_slot_clear_adapters(s, j->slot); /* cleared at every job's end: nothing to do, as a rule */
+    if (j->n_adapters == 0)
+        return HS_OK;
+    sl->held = hs_calloc((size_t)j->n_adapters, sizeof *sl->held);
+    if (!sl->held)
+        return hs_err_set(err, HS_ENOMEM, "out of memory for the slot's adapters");
+    const int rc = hs_ctx_seq_set_loras(s->ctx, j->slot, j->loras, j->adapter_scales, j->n_adapters, err);
+    if (rc) {
+        hs_free(sl->held);
+        sl->held = NULL;
+        return rc;
+    }
+    for (int i = 0; i < j->n_adapters; i++)
+        sl->held[i] = hs_adapter_ref(j->adapters[i]);
+    sl->n_held = j->n_adapters;
+    return HS_OK;
+}
+
+/* The slot's cache key becomes the job's (its cache is about to hold the
+ * job's tokens only). */
+static int slot_set_key(struct hs_slot *sl, const struct hs_adapter_key *key)
+{
+    if (key->n > sl->cap_key) {
+        uint64_t *u = hs_realloc_array(sl->key_uid, (size_t)key->n, sizeof *u);
+        if (u)
+            sl->key_uid = u;
+        float *f = hs_realloc_array(sl->key_scale, (size_t)key->n, sizeof *f);
+        if (f)
+            sl->key_scale = f;
+        if (!u || !f)
+            return HS_ENOMEM;
+        sl->cap_key = key->n;
+    }
+    if (key->n > 0) {
+        memcpy(sl->key_uid, key->uid, (size_t)key->n * sizeof *key->uid);
+        memcpy(sl->key_scale, key->scale, (size_t)key->n * sizeof *key->scale);
+    }
+    sl->n_key = key->n;
+    return HS_OK;
+}
+
+/* A schema job's matcher, over the vocabulary's bytes built at the first
+ * such job (a walk of the whole vocabulary: not worth doing for servers
+ * that never see one). */
+static int start_schema(hs_sched *s, hs_job *j, hs_err *err)
+{
+    if (!s->jvocab) {
+        if (!s->masked && !(s->masked = hs_malloc((size_t)s->n_vocab * sizeof *s->masked)))
+            return hs_err_set(err, HS_ENOMEM, "out of memory for the schema mask");
+        const int rc = hs_jvocab_create(s->tok, &s->jvocab, err);
+        if (rc)
+            return rc;
+    }
+    return hs_jmatch_create(j->schema, s->jvocab, &j->jm, err);
+}
+
 /* Puts a job popped from the queue into a free slot, reusing the longest
- * cached prefix of its prompt (sched_prefix.c). */
+ * prefix of its prompt cached under its adapter set (sched_prefix.c), and
+ * sets that adapter set on the slot. */
 static void admit(hs_sched *s, hs_job *j)
 {
+    const struct hs_adapter_key key = {
+        .uid = j->adapter_uids, .scale = j->adapter_scales, .n = j->n_adapters};
     struct hs_slot_pick pk;
-    hs_sched_pick_slot(s->slots, s->p.n_slots, j->prompt, j->n_prompt, s->p.prefix_cache, &pk);
+    hs_sched_pick_slot(s->slots, s->p.n_slots, j->prompt, j->n_prompt, &key, s->p.prefix_cache, &pk);
     struct hs_slot *sl = &s->slots[pk.slot];
+    sl->job = j;
+    j->slot = pk.slot;
+    s->active[s->n_active++] = j;
+    j->t_admit = hs_sched_now_ms();
+
+    /* Failures here leave the slot's cache and key as they were. */
+    hs_err err = {0};
+    int rc = j->schema ? start_schema(s, j, &err) : HS_OK;
+    if (!rc)
+        rc = hs_sampler_create(&j->sampling, s->n_vocab, &j->smp, &err);
+    if (!rc)
+        rc = slot_set_adapters(s, j, &err);
+    if (!rc && !hs_sched_slot_key_equal(sl, &key) && slot_set_key(sl, &key))
+        rc = hs_err_set(&err, HS_ENOMEM, "out of memory for the slot's adapter key");
+    if (rc) {
+        hs_sched_end_job(s, j, NULL, rc, err.msg);
+        return;
+    }
+
     int n_reuse = pk.n_reuse;
     if (pk.src != pk.slot && n_reuse > 0) {
         if (hs_ctx_seq_copy(s->ctx, pk.src, pk.slot, n_reuse) == HS_OK)
@@ -73,17 +183,7 @@ static void admit(hs_sched *s, hs_job *j)
     hs_ctx_seq_truncate(s->ctx, pk.slot, n_reuse);
     sl->n_tokens = n_reuse;
     sl->n_reusable = n_reuse;
-    sl->job = j;
-    j->slot = pk.slot;
-    s->active[s->n_active++] = j;
-    j->t_admit = hs_sched_now_ms();
 
-    hs_err err = {0};
-    int rc = hs_sampler_create(&j->sampling, s->n_vocab, &j->smp, &err);
-    if (rc) {
-        hs_sched_end_job(s, j, NULL, rc, err.msg);
-        return;
-    }
     /* The penalties look at the prompt too, as llama.cpp's server does. */
     for (int i = 0; i < j->n_prompt; i++)
         hs_sampler_accept(j->smp, j->prompt[i]);
@@ -290,8 +390,17 @@ static void *sched_main(void *arg)
 static void free_parts(hs_sched *s)
 {
     if (s->slots)
-        for (int i = 0; i < s->p.n_slots; i++)
-            hs_free(s->slots[i].tokens);
+        for (int i = 0; i < s->p.n_slots; i++) {
+            struct hs_slot *sl = &s->slots[i];
+            for (int k = 0; k < sl->n_held; k++) /* none: every job ended first */
+                hs_adapter_unref(sl->held[k]);
+            hs_free(sl->held);
+            hs_free(sl->key_uid);
+            hs_free(sl->key_scale);
+            hs_free(sl->tokens);
+        }
+    hs_jvocab_free(s->jvocab);
+    hs_free(s->masked);
     hs_free(s->slots);
     hs_free(s->active);
     hs_free(s->tmp_jobs);
@@ -343,6 +452,7 @@ int hs_sched_create(const hs_model *m, const struct hs_sched_params *params, hs_
     s->p = p;
     s->n_vocab = hs_model_hparams(m)->n_vocab;
     s->n_embd = hs_model_hparams(m)->n_embd;
+    s->n_tok_vocab = hs_tok_n_vocab(s->tok) < s->n_vocab ? hs_tok_n_vocab(s->tok) : s->n_vocab;
     s->embd_seq = p.n_slots;
     s->kinds_differ = hs_ctx_kinds_differ(s->ctx);
     const size_t B = (size_t)p.n_batch;
@@ -444,6 +554,16 @@ static int check_job(const hs_sched *s, const struct hs_job_params *p, hs_err *e
                           p->top_logprobs);
     if (p->n_stop < 0 || (p->n_stop > 0 && !p->stop))
         return hs_err_set(err, HS_EINVAL, "stop: %d stop strings but no array", p->n_stop);
+    if (p->n_adapters < 0)
+        return hs_err_set(err, HS_EINVAL, "n_adapters: %d is negative", p->n_adapters);
+    if (p->n_adapters > 0 && !p->adapters)
+        return hs_err_set(err, HS_EINVAL, "adapters: %d adapters but no array", p->n_adapters);
+    for (int i = 0; i < p->n_adapters; i++) {
+        if (!p->adapters[i])
+            return hs_err_set(err, HS_EINVAL, "adapters[%d]: no adapter", i);
+        if (p->adapter_scales && !isfinite(p->adapter_scales[i]))
+            return hs_err_set(err, HS_EINVAL, "adapter_scales[%d]: not a finite number", i);
+    }
     return hs_sampler_params_check(&p->sampling, err);
 }
 

@@ -13,7 +13,9 @@
 #define HS_ENGINE_SCHED_IMPL_H
 
 #include "base/buf.h"
+#include "engine/adapter.h"
 #include "engine/sched.h"
+#include "model/json_schema.h"
 #include "model/tokenizer.h"
 
 #include <pthread.h>
@@ -46,6 +48,16 @@ struct hs_job {
     bool ignore_eos;
     struct hs_sampler_params sampling;
     double t_submit; /* ms */
+    /* The adapter set, in the caller's order (the order the deltas add up
+     * in), and the prefix cache's key for it. Each adapter holds a
+     * reference, as does schema; hs_job_release drops them when the job ends
+     * (or when a job refused at submit is freed). */
+    hs_adapter **adapters;        /* (n_adapters) */
+    const struct hs_lora **loras; /* (n_adapters) hs_adapter_lora of each */
+    float *adapter_scales;        /* (n_adapters) */
+    uint64_t *adapter_uids;       /* (n_adapters) */
+    int n_adapters;
+    hs_jschema *schema;
 
     /* Scheduler thread (and the submitting thread before the job is queued). */
     hs_job *next; /* waiting-queue link */
@@ -56,9 +68,19 @@ struct hs_job {
     int n_gen;       /* tokens sampled */
     int32_t pending; /* HS_JOB_GEN: the last sampled token, decoded next step */
     hs_sampler *smp; /* from admission to the end */
+    hs_jmatch *jm;   /* schema jobs, from admission to the end */
     hs_stop *stop;
     hs_buf piece;            /* the text of one token */
     double t_admit, t_first; /* ms; 0 until then */
+};
+
+/* An adapter set as the prefix cache compares it: (uid, scale) pairs in
+ * order. Uids are never reused, so a key naming a freed adapter matches no
+ * new job. */
+struct hs_adapter_key {
+    const uint64_t *uid;
+    const float *scale;
+    int n;
 };
 
 /* One sequence slot of the context. What its cache holds stays after its job
@@ -70,6 +92,17 @@ struct hs_slot {
                            the context's kinds differ, those computed as prompt tokens */
     hs_job *job;        /* the running job, or NULL when free */
     uint64_t last_used; /* step of its last job's end: the oldest free slot goes first */
+    /* The adapter set its cached tokens were computed under (n_key 0: none);
+     * kept after the job ends, with the tokens. */
+    uint64_t *key_uid; /* (cap_key) */
+    float *key_scale;  /* (cap_key) */
+    int n_key, cap_key;
+    /* The adapters set on the context for this slot (hs_ctx_seq_set_loras
+     * borrows their hs_lora), each a reference: from the admission of a job
+     * to its end, when the slot's set is cleared, so an idle slot keeps no
+     * adapter alive. */
+    hs_adapter **held;
+    int n_held;
 };
 
 /* A caller of hs_sched_embed waits on done_cv until `done`. */
@@ -113,9 +146,12 @@ struct hs_sched {
     hs_job **tmp_jobs;              /* (n_slots) a copy of active to walk while jobs end */
     int32_t *b_tok, *b_pos, *b_seq; /* (n_batch) the step's batch */
     int8_t *b_logits;
-    hs_job **b_job;  /* (n_batch) the job of each row */
-    double *emb_sum; /* (n_embd) pooling accumulator */
-    uint64_t step;   /* steps run */
+    hs_job **b_job;    /* (n_batch) the job of each row */
+    double *emb_sum;   /* (n_embd) pooling accumulator */
+    uint64_t step;     /* steps run */
+    hs_jvocab *jvocab; /* built at the first job with a schema */
+    float *masked;     /* (n_vocab) a schema job's logits after its mask */
+    int n_tok_vocab;   /* tokens the tokenizer (and so jvocab) knows; rows past it never pass a mask */
 };
 
 /* ---- job.c ---- */
@@ -125,12 +161,22 @@ struct hs_sched {
 int hs_job_create(const struct hs_job_params *p, hs_job **out, hs_err *err);
 /* Drops one reference; the last one frees the job. */
 void hs_job_unref(hs_job *j);
+/* Drops what the job holds of others: its adapters, its schema and its
+ * matcher. Idempotent; the scheduler calls it when the job ends, the last
+ * unref in any case. */
+void hs_job_release(hs_job *j);
 /* Queues a TOKEN event; takes ownership of ev->text. */
 void hs_job_push(hs_job *j, struct hs_job_event *ev);
 /* Queues the last event (DONE or ERROR; takes ownership of ev->text), so the
  * job ends for its consumer. Does not drop the scheduler's reference. */
 void hs_job_push_end(hs_job *j, struct hs_job_event *ev);
 double hs_sched_now_ms(void);
+
+/* ---- sched.c ---- */
+
+/* Clears the slot's adapter set on the context and drops the slot's
+ * references to the adapters (a job's end). */
+void hs_sched_slot_clear_adapters(hs_sched *s, int slot);
 
 /* ---- sched_token.c ---- */
 
@@ -148,10 +194,13 @@ struct hs_slot_pick {
     int src;     /* the slot whose cache gives the reused prefix (may be slot) */
     int n_reuse; /* positions reused: at most n_prompt - 1 */
 };
-/* Chooses a slot for a prompt (at least one slot must be free). Only a
- * slot's n_reusable leading positions count. */
+/* Chooses a slot for a prompt computed under the adapter set key (at least
+ * one slot must be free). Only a slot's n_reusable leading positions count,
+ * and only in slots whose key equals key. */
 void hs_sched_pick_slot(const struct hs_slot *slots, int n_slots, const int32_t *prompt, int n_prompt,
-                        bool prefix_cache, struct hs_slot_pick *out);
+                        const struct hs_adapter_key *key, bool prefix_cache, struct hs_slot_pick *out);
+/* Whether slot sl's cache was computed under key. */
+bool hs_sched_slot_key_equal(const struct hs_slot *sl, const struct hs_adapter_key *key);
 
 /* ---- sched_embed.c ---- */
 

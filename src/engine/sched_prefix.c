@@ -23,8 +23,18 @@
  * prompts: hs_ctx_kinds_differ), a generated token's cache entry is not the
  * one a prompt would compute, so only the part of a slot computed as prompt
  * is reused (n_reusable): a chat's earlier answer is recomputed, and the
- * answer is the same with the cache as without. */
+ * answer is the same with the cache as without.
+ *
+ * A cache entry depends on the adapter set it was computed under, so each
+ * slot remembers that set's key ((uid, scale) pairs, in order: the order
+ * the deltas add up in), and a prompt counts only the slots whose key is
+ * its own: two requests to one agent share its system prompt, while the
+ * same prompt under another adapter (or none) is computed afresh. A slot
+ * holding another set's tokens is, for the choice of a destination, all
+ * loss, like any other slot that shares nothing with the prompt. */
 #include "engine/sched_impl.h"
+
+#include <string.h>
 
 static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb)
 {
@@ -35,13 +45,23 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb)
     return i;
 }
 
+bool hs_sched_slot_key_equal(const struct hs_slot *sl, const struct hs_adapter_key *key)
+{
+    if (sl->n_key != key->n)
+        return false;
+    /* Scales compare by their bits: the same bits give the same deltas. */
+    return key->n == 0 || (!memcmp(sl->key_uid, key->uid, (size_t)key->n * sizeof *key->uid) &&
+                           !memcmp(sl->key_scale, key->scale, (size_t)key->n * sizeof *key->scale));
+}
+
 void hs_sched_pick_slot(const struct hs_slot *slots, int n_slots, const int32_t *prompt, int n_prompt,
-                        bool prefix_cache, struct hs_slot_pick *out)
+                        const struct hs_adapter_key *key, bool prefix_cache, struct hs_slot_pick *out)
 {
     int src = -1, src_len = 0, dst = -1, dst_len = 0, dst_loss = 0;
     for (int i = 0; i < n_slots; i++) {
-        const int len =
-            prefix_cache ? common_prefix(slots[i].tokens, slots[i].n_reusable, prompt, n_prompt) : 0;
+        const int len = prefix_cache && hs_sched_slot_key_equal(&slots[i], key)
+                            ? common_prefix(slots[i].tokens, slots[i].n_reusable, prompt, n_prompt)
+                            : 0;
         if (len > src_len) {
             src = i;
             src_len = len;

@@ -81,6 +81,7 @@ void hs_sched_end_job(hs_sched *s, hs_job *j, const char *finish_reason, int err
     }
     if (was_running) {
         struct hs_slot *sl = &s->slots[j->slot];
+        hs_sched_slot_clear_adapters(s, j->slot);
         sl->job = NULL;
         sl->last_used = s->step;
         for (int i = 0; i < s->n_active; i++)
@@ -93,6 +94,9 @@ void hs_sched_end_job(hs_sched *s, hs_job *j, const char *finish_reason, int err
     }
     hs_sampler_free(j->smp);
     j->smp = NULL;
+    /* Before the end is seen: a consumer that saw DONE and then unloads
+     * an adapter finds no reference of this job left. */
+    hs_job_release(j);
     j->state = HS_JOB_ENDED;
     hs_job_push_end(j, &ev);
 
@@ -103,10 +107,32 @@ void hs_sched_end_job(hs_sched *s, hs_job *j, const char *finish_reason, int err
     hs_job_unref(j);
 }
 
+/* A schema job's draw: its logits with every token that cannot continue
+ * a valid document at -inf. The budget is what is left of max_tokens and of
+ * the slot's context, this token included (it is sent before it needs a
+ * position). Returns the row to sample from, or NULL when no token may
+ * come (the budget cannot fit any completion). */
+static const float *masked_row(hs_sched *s, hs_job *j, const float *logits)
+{
+    memcpy(s->masked, logits, (size_t)s->n_vocab * sizeof *s->masked);
+    /* Rows past the tokenizer (padding of the output matrix) are no text. */
+    for (int t = s->n_tok_vocab; t < s->n_vocab; t++)
+        s->masked[t] = -INFINITY;
+    int budget = s->n_ctx - j->n_past + 1;
+    if (j->max_tokens > 0 && j->max_tokens - j->n_gen < budget)
+        budget = j->max_tokens - j->n_gen;
+    return hs_jmatch_mask(j->jm, s->masked, budget) > 0 ? s->masked : NULL;
+}
+
 void hs_sched_on_logits(hs_sched *s, hs_job *j, const float *logits)
 {
     struct hs_job_event ev = {.kind = HS_EV_TOKEN};
-    const int32_t tok = hs_sampler_sample(j->smp, logits, NULL);
+    const float *draw = j->jm ? masked_row(s, j, logits) : logits;
+    if (!draw) {
+        hs_sched_end_job(s, j, "length", 0, NULL);
+        return;
+    }
+    const int32_t tok = hs_sampler_sample(j->smp, draw, NULL);
     hs_sampler_accept(j->smp, tok);
     j->n_gen++;
     if (j->t_first <= 0)
@@ -115,6 +141,15 @@ void hs_sched_on_logits(hs_sched *s, hs_job *j, const float *logits)
         hs_sched_end_job(s, j, "stop", 0, NULL); /* the end-of-generation token has no text */
         return;
     }
+    if (j->jm) {
+        hs_err err = {0};
+        const int rc = hs_jmatch_accept(j->jm, tok, &err);
+        if (rc) { /* the mask let it through: a bug, not the client's doing */
+            hs_sched_end_job(s, j, NULL, rc, err.msg);
+            return;
+        }
+    }
+    /* Logprobs are the model's own, before any mask. */
     if (j->top_logprobs >= 0)
         logprobs(logits, s->n_vocab, tok, j->top_logprobs, &ev);
 
@@ -134,6 +169,8 @@ void hs_sched_on_logits(hs_sched *s, hs_job *j, const float *logits)
 
     if (hit)
         hs_sched_end_job(s, j, "stop", 0, NULL);
+    else if (j->jm && hs_jmatch_complete(j->jm))
+        hs_sched_end_job(s, j, "stop", 0, NULL); /* the document is whole */
     else if (j->max_tokens > 0 && j->n_gen >= j->max_tokens)
         hs_sched_end_job(s, j, "length", 0, NULL);
     else if (j->n_past >= s->n_ctx)

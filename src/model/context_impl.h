@@ -59,6 +59,7 @@ struct hs_ctx {
     struct hs_ctx_lora **seq_lora;       /* (n_seq) */
     int n_seq_lora;                      /* slots with a set of their own */
     const struct hs_ctx_lora **row_lora; /* (n_batch) the set of each row of this batch's matmuls */
+    int *lora_grp;                       /* (n_batch + 1) first rows of the groups of rows (lora_ctx.c) */
     float *lora_t;                       /* (n_batch, lora_t_r) A x of each row, every adapter */
     int lora_t_r;
     struct hs_lora_bt **bts;             /* the sets' B matrices transposed, shared (lora_ctx.c) */
@@ -77,7 +78,7 @@ struct hs_lora_mat {
     enum hs_proj proj;
     struct hs_mat a, b; /* F32 views of the adapter's A (r, in) and B (out, r) */
     float scale;        /* user scale * alpha / r */
-    struct hs_lora_bt *bt; /* B^T (r, out), shared with the context's other sets */
+    struct hs_lora_bt *bt; /* run-time copies (B^T, maybe f16 A), shared with the context's other sets */
 };
 struct hs_ctx_lora {
     struct hs_lora_mat *mats; /* ordered by (layer, proj), the adapters' order within one */

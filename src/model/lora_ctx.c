@@ -13,6 +13,7 @@
  *     contexts, and any context once a slot has a set of its own). */
 #include "model/context_impl.h"
 #include "model/lora.h"
+#include "model/ops.h"
 
 #include "base/mem.h"
 #include "tensor/qtype.h"
@@ -59,21 +60,40 @@ static struct hs_mat f32_view(const float *data, int64_t rows, int64_t cols)
                            .data = data};
 }
 
-/* ---- B transposed, shared by the sets of a context ----
+/* ---- run-time copies, shared by the sets of a context ----
  *
- * The per-row update runs B t as axpys along B's columns (see rows_b_job),
- * so it wants B^T (r, out). A context keeps one copy per adapted matrix,
- * counted by the sets that use it: many slots running the same adapter
- * share it, and it goes when the last of them does (so a freed adapter's
- * address, reused by a new one, never finds a stale copy). */
+ * The per-row update (see "a set per row" below) reads A (r, in) and B^T
+ * (r, out): the second a transposed copy of B. Where every value of A and B
+ * is exactly a half float (an adapter written as F16, as llama.cpp's
+ * converter writes them by default), both are kept as f16: the same numbers
+ * in half the bytes, which is what a step that mixes a dozen adapters is
+ * bound by; otherwise A is the adapter's own f32 and B^T an f32 copy. The
+ * scan stops at the first value that does not fit, so an f32 adapter costs
+ * nothing more. A context keeps one copy per adapted matrix, counted by the
+ * sets that use it: many slots running the same adapter share it, and it
+ * goes when the last of them does (so a freed adapter's address, reused by
+ * a new one, never finds a stale copy). */
 struct hs_lora_bt {
     const void *b; /* the adapter's B: the key */
-    float *bt;     /* (r, out) */
+    bool f16;      /* a and bt hold hs_fp16 */
+    void *a;       /* f16: a copy of A (r, in); else NULL (the adapter's own A) */
+    void *bt;      /* B^T (r, out), f16 or f32 */
     int refs;
 };
 
-static struct hs_lora_bt *bt_get(hs_ctx *c, const struct hs_mat *b)
+static bool fits_f16(const float *v, size_t n)
 {
+    for (size_t i = 0; i < n; i++) {
+        const float back = hs_fp16_to_f32(hs_f32_to_fp16(v[i]));
+        if (memcmp(&back, &v[i], sizeof back))
+            return false;
+    }
+    return true;
+}
+
+static struct hs_lora_bt *bt_get(hs_ctx *c, const struct hs_lora_mat *lm)
+{
+    const struct hs_mat *a = &lm->a, *b = &lm->b;
     for (int i = 0; i < c->n_bt; i++)
         if (c->bts[i]->b == b->data) {
             c->bts[i]->refs++;
@@ -88,15 +108,33 @@ static struct hs_lora_bt *bt_get(hs_ctx *c, const struct hs_mat *b)
         c->cap_bt = cap;
     }
     struct hs_lora_bt *e = hs_calloc(1, sizeof *e);
-    const size_t out = (size_t)b->n_rows, r = (size_t)b->n_cols;
-    if (!e || !(e->bt = hs_malloc(out * r * sizeof(float)))) {
+    if (!e)
+        return NULL;
+    const size_t out = (size_t)b->n_rows, r = (size_t)b->n_cols, in = (size_t)a->n_cols;
+    const float *sa = a->data, *sb = b->data;
+    e->f16 = fits_f16(sa, r * in) && fits_f16(sb, out * r);
+    e->bt = hs_malloc(out * r * (e->f16 ? sizeof(hs_fp16) : sizeof(float)));
+    if (e->f16)
+        e->a = hs_malloc(r * in * sizeof(hs_fp16));
+    if (!e->bt || (e->f16 && !e->a)) {
+        hs_free(e->bt);
+        hs_free(e->a);
         hs_free(e);
         return NULL;
     }
-    const float *src = b->data;
-    for (size_t o = 0; o < out; o++)
-        for (size_t k = 0; k < r; k++)
-            e->bt[k * out + o] = src[o * r + k];
+    if (e->f16) {
+        hs_fp16 *da = e->a, *dbt = e->bt;
+        for (size_t i = 0; i < r * in; i++)
+            da[i] = hs_f32_to_fp16(sa[i]);
+        for (size_t o = 0; o < out; o++)
+            for (size_t k = 0; k < r; k++)
+                dbt[k * out + o] = hs_f32_to_fp16(sb[o * r + k]);
+    } else {
+        float *dbt = e->bt;
+        for (size_t o = 0; o < out; o++)
+            for (size_t k = 0; k < r; k++)
+                dbt[k * out + o] = sb[o * r + k];
+    }
     e->b = b->data;
     e->refs = 1;
     c->bts[c->n_bt++] = e;
@@ -112,6 +150,7 @@ static void bt_put(hs_ctx *c, struct hs_lora_bt *e)
             c->bts[i] = c->bts[--c->n_bt];
             break;
         }
+    hs_free(e->a);
     hs_free(e->bt);
     hs_free(e);
 }
@@ -141,6 +180,8 @@ void hs_ctx_loras_free(hs_ctx *c)
     c->n_seq_lora = 0;
     hs_free(c->row_lora);
     c->row_lora = NULL;
+    hs_free(c->lora_grp);
+    c->lora_grp = NULL;
     hs_free(c->lora_t);
     c->lora_t = NULL;
     c->lora_t_r = 0;
@@ -227,7 +268,7 @@ static int build_set(hs_ctx *c, const struct hs_lora *const *loras, const float 
     hs_free(fill);
     hs_free(in);
     for (int k = 0; k < l->n_mats; k++)
-        if (!(l->mats[k].bt = bt_get(c, &l->mats[k].b))) {
+        if (!(l->mats[k].bt = bt_get(c, &l->mats[k]))) {
             set_free(c, l);
             return hs_err_set(err, HS_ENOMEM, "out of memory");
         }
@@ -264,11 +305,14 @@ static int alloc_rows(hs_ctx *c, hs_err *err)
         return HS_OK;
     c->seq_lora = hs_calloc((size_t)c->n_seq, sizeof *c->seq_lora);
     c->row_lora = hs_calloc((size_t)c->n_batch, sizeof *c->row_lora);
-    if (!c->seq_lora || !c->row_lora) {
+    c->lora_grp = hs_calloc((size_t)c->n_batch + 1, sizeof *c->lora_grp);
+    if (!c->seq_lora || !c->row_lora || !c->lora_grp) {
         hs_free(c->seq_lora);
         hs_free(c->row_lora);
+        hs_free(c->lora_grp);
         c->seq_lora = NULL;
         c->row_lora = NULL;
+        c->lora_grp = NULL;
         return hs_err_set(err, HS_ENOMEM, "out of memory");
     }
     return HS_OK;
@@ -338,17 +382,34 @@ int hs_ctx_lora_apply(hs_ctx *c, int layer, enum hs_proj proj, const float *x, s
 
 /* ---- a set per row ----
  *
- * Two passes over the pool, each over a flat range of independent items:
- *   1. (row i, j < R): t[i][j] = A_j . x_i, where A_j is row j of the row's
- *      adapters' A matrices for this projection, stacked in order (the F32
- *      vec_dot: long dot products);
- *   2. (row i, block of OB outputs): u = B_a t_a[i] for each adapter a of
- *      the row's set in order, as r axpys along the columns of B_a (B^T's
- *      rows: contiguous, so the loop vectorises), then y[i] += scale_a * u.
- * Every value is computed from its own row's data alone by a fixed sequence
- * of operations (u[o] adds k = 0 .. r-1 in order, whatever the block or the
- * thread), so a row's result does not depend on which rows share the call,
- * nor on how the items are cut into chunks. */
+ * The rows of a call are cut into groups: runs of at most GMAX consecutive
+ * rows that share one set (a prompt's rows; decode rows of one agent that
+ * were admitted one after another). Two passes over the pool, each over a
+ * flat range of independent items:
+ *   1. (group, adapter a of the set): t_a = A_a x for each row of the group,
+ *      one call of the attention kernels' weighted sum (ops.h: the rows of A
+ *      as rows of V, the group's rows of x as the softmax rows), which
+ *      reads A once for the group;
+ *   2. (group, block of OBB outputs): u = scale_a * B_a t_a for each
+ *      adapter a of the set in order, one call of the score kernel (the
+ *      rows of B^T as the transposed keys, t_a as the queries), then
+ *      y += u for each row.
+ * Both kernels compute every output from its own row alone by a sequence
+ * of operations that depends on neither the number of rows in the call nor
+ * the others' values, and the output blocks are fixed by the matrix's
+ * shape; so a row's result does not depend on which rows share its group,
+ * its call or its batch, nor on how the items are cut into chunks.
+ *
+ * t_a of group G sits in lora_t at G's first row * R + g * (ranks of the
+ * set's earlier adapters), g rows of r_a values: the layout the kernels
+ * read and write (R is the most stacked ranks of any row of the call, so a
+ * group's g rows have g * R floats). */
+
+/* Rows per group: the kernels' most heads per call. */
+#define GMAX HS_ATTN_MAX_HEADS
+/* Outputs per item of pass 2. */
+#define OBB 256
+
 struct rows_job {
     hs_ctx *c;
     int key;
@@ -356,107 +417,103 @@ struct rows_job {
     size_t ldx;
     float *y;
     size_t ldy;
-    long R; /* t's row stride: the most stacked ranks of any row of the call */
+    long R;          /* see above */
+    long n_grp;      /* groups; c->lora_grp[0 .. n_grp] their first rows */
+    long M;          /* most adapters of any set for this key */
     long n_in, n_out, n_blk;
-    hs_vec_dot_fn dot;
+    const struct hs_ops *ops;
 };
+
+/* Group gi's rows [*i0, *i0 + *g), their set (NULL: none) and where its
+ * t values start. */
+static const struct hs_ctx_lora *group(const struct rows_job *j, long gi, int *i0, int *g, float **t)
+{
+    *i0 = j->c->lora_grp[gi];
+    *g = j->c->lora_grp[gi + 1] - *i0;
+    *t = j->c->lora_t + (size_t)*i0 * (size_t)j->R;
+    return j->c->row_lora[*i0];
+}
 
 static void rows_a_job(void *arg, long lo, long hi)
 {
     const struct rows_job *j = arg;
     for (long idx = lo; idx < hi; idx++) {
-        const long i = idx / j->R, jj = idx % j->R;
-        const struct hs_ctx_lora *l = j->c->row_lora[i];
-        if (!l || jj >= l->key_r[j->key])
+        const long gi = idx / j->M, slot = idx % j->M;
+        int i0, g;
+        float *t;
+        const struct hs_ctx_lora *l = group(j, gi, &i0, &g, &t);
+        if (!l || slot >= l->key_first[j->key + 1] - l->key_first[j->key])
             continue;
         long r0 = 0;
-        for (int k = l->key_first[j->key]; k < l->key_first[j->key + 1]; k++) {
-            const struct hs_lora_mat *lm = &l->mats[k];
-            if (lm->scale == 0)
-                continue;
-            if (jj < r0 + lm->a.n_rows) {
-                const char *a = (const char *)lm->a.data + (size_t)(jj - r0) * lm->a.row_bytes;
-                j->dot((int)j->n_in, &j->c->lora_t[idx], a, j->x + (size_t)i * j->ldx);
-                break;
-            }
-            r0 += lm->a.n_rows;
-        }
-    }
-}
-
-/* Outputs per block of pass 2: a fixed trip count, so that -O2 vectorises
- * the axpy; u (OB floats) stays in registers or L1. */
-#define OB 64
-
-/* u[0..OB) = sum over k of bt[k * ld + .] * t[k], k in order. */
-static void bt_block(float *restrict u, const float *restrict bt, size_t ld, const float *restrict t, long r)
-{
-    for (int o = 0; o < OB; o++)
-        u[o] = 0;
-    for (long k = 0; k < r; k++) {
-        const float tk = t[k];
-        const float *restrict b = bt + (size_t)k * ld;
-        for (int o = 0; o < OB; o++)
-            u[o] += b[o] * tk;
+        const int k0 = l->key_first[j->key];
+        for (int k = k0; k < k0 + slot; k++)
+            if (l->mats[k].scale != 0)
+                r0 += l->mats[k].a.n_rows;
+        const struct hs_lora_mat *lm = &l->mats[k0 + slot];
+        if (lm->scale == 0)
+            continue;
+        const int r = (int)lm->a.n_rows;
+        const bool f16 = lm->bt->f16;
+        (f16 ? j->ops->wsum_f16 : j->ops->wsum_f32)((int)j->n_in, r, g, j->x + (size_t)i0 * j->ldx, j->ldx,
+                                                     f16 ? lm->bt->a : lm->a.data, (size_t)j->n_in,
+                                                     t + (size_t)g * (size_t)r0);
     }
 }
 
 static void rows_b_job(void *arg, long lo, long hi)
 {
     const struct rows_job *j = arg;
+    float u[GMAX * OBB];
     for (long idx = lo; idx < hi; idx++) {
-        const long i = idx / j->n_blk, o0 = idx % j->n_blk * OB;
-        const long no = j->n_out - o0 < OB ? j->n_out - o0 : OB;
-        const struct hs_ctx_lora *l = j->c->row_lora[i];
+        const long gi = idx / j->n_blk, o0 = idx % j->n_blk * OBB;
+        const int nb = (int)(j->n_out - o0 < OBB ? j->n_out - o0 : OBB);
+        int i0, g;
+        float *t;
+        const struct hs_ctx_lora *l = group(j, gi, &i0, &g, &t);
         if (!l)
             continue;
-        const float *t = j->c->lora_t + (size_t)i * (size_t)j->R;
-        float *y = j->y + (size_t)i * j->ldy + (size_t)o0;
         for (int k = l->key_first[j->key]; k < l->key_first[j->key + 1]; k++) {
             const struct hs_lora_mat *lm = &l->mats[k];
             if (lm->scale == 0)
                 continue;
-            const long r = lm->b.n_cols;
-            const float *bt = lm->bt->bt + o0;
-            float u[OB];
-            if (no == OB) {
-                bt_block(u, bt, (size_t)j->n_out, t, r);
-            } else { /* the last, partial block: the same sums, one output at a time */
-                for (long o = 0; o < no; o++) {
-                    u[o] = 0;
-                    for (long kk = 0; kk < r; kk++)
-                        u[o] += bt[(size_t)kk * (size_t)j->n_out + (size_t)o] * t[kk];
-                }
+            const int r = (int)lm->b.n_cols;
+            const bool f16 = lm->bt->f16;
+            const void *bt = f16 ? (const void *)((const hs_fp16 *)lm->bt->bt + o0)
+                                 : (const void *)((const float *)lm->bt->bt + o0);
+            (f16 ? j->ops->scores_f16 : j->ops->scores_f32)(nb, r, g, t, bt, (size_t)j->n_out, u, OBB, lm->scale);
+            for (int h = 0; h < g; h++) {
+                float *y = j->y + (size_t)(i0 + h) * j->ldy + (size_t)o0;
+                const float *uh = u + (size_t)h * OBB;
+                for (int o = 0; o < nb; o++)
+                    y[o] += uh[o];
             }
-            for (long o = 0; o < no; o++)
-                y[o] += lm->scale * u[o];
-            t += r;
+            t += (size_t)g * (size_t)r;
         }
     }
 }
-
-/* Items of about this many multiply-adds go to the pool as one chunk. */
-#define ROWS_CHUNK_MACS 8192
 
 void hs_ctx_lora_apply_rows(hs_ctx *c, int layer, enum hs_proj proj, const float *x, size_t ldx, int n, float *y,
                             size_t ldy)
 {
     const int key = layer * HS_PROJ_COUNT + (int)proj;
-    long R = 0;
+    long R = 0, M = 0, n_grp = 0;
     for (int i = 0; i < n; i++) {
         const struct hs_ctx_lora *l = c->row_lora[i];
         if (l && l->key_r[key] > R)
             R = l->key_r[key];
+        if (l && l->key_first[key + 1] - l->key_first[key] > M)
+            M = l->key_first[key + 1] - l->key_first[key];
+        if (i == 0 || l != c->row_lora[i - 1] || i - c->lora_grp[n_grp - 1] == GMAX)
+            c->lora_grp[n_grp++] = i;
     }
     if (R == 0)
         return;
+    c->lora_grp[n_grp] = n;
     const struct hs_mat *w = base_mat(c->m, layer, proj);
-    struct rows_job j = {.c = c, .key = key, .x = x, .ldx = ldx, .y = y, .ldy = ldy, .R = R,
-                         .n_in = (long)w->n_cols, .n_out = (long)w->n_rows,
-                         .n_blk = ((long)w->n_rows + OB - 1) / OB,
-                         .dot = hs_qtype_kernels(HS_TYPE_F32)->vec_dot};
-    const long grain_a = ROWS_CHUNK_MACS / j.n_in > 0 ? ROWS_CHUNK_MACS / j.n_in : 1;
-    const long grain_b = ROWS_CHUNK_MACS / (R * OB) > 0 ? ROWS_CHUNK_MACS / (R * OB) : 1;
-    hs_pool_for(c->pool, (long)n * R, grain_a, rows_a_job, &j);
-    hs_pool_for(c->pool, (long)n * j.n_blk, grain_b, rows_b_job, &j);
+    struct rows_job j = {.c = c, .key = key, .x = x, .ldx = ldx, .y = y, .ldy = ldy, .R = R, .n_grp = n_grp,
+                         .M = M, .n_in = (long)w->n_cols, .n_out = (long)w->n_rows,
+                         .n_blk = ((long)w->n_rows + OBB - 1) / OBB, .ops = hs_ops_get()};
+    /* An item of pass 1 is at least r * n_in multiply-adds, of pass 2 r * OBB. */
+    hs_pool_for(c->pool, n_grp * M, 1, rows_a_job, &j);
+    hs_pool_for(c->pool, n_grp * j.n_blk, 4, rows_b_job, &j);
 }
