@@ -2,8 +2,9 @@
 # make bench-agents: the 13 expert agents of config/agents.yaml, each with its
 # own LoRA adapter, over the synthetic 1B-class Q4_K_M model:
 #   1. makes (or reuses) build/bench/1b-q4_k_m.gguf and 13 random rank-16
-#      adapters for it (hestia synth --lora-for), and an agents file: the 13
-#      agents of config/agents.yaml, agent i with adapter i;
+#      F16 adapters for it (hestia synth --lora-for; F16 as hestia lora convert
+#      writes them by default for PEFT's f16 weights), and an agents file: the
+#      13 agents of config/agents.yaml, agent i with adapter i;
 #   2. starts the release server (--threads 2, one slot per agent) and warms
 #      every agent's prefix (each system prompt is cached per adapter set);
 #   3. one scenario to all 13: the wall time of POST /v1/assess against the
@@ -17,7 +18,7 @@
 # shared machine's load (the load average is recorded).
 # Usage: scripts/bench-agents.sh [path/to/hestia]
 # Environment: BENCH_AGENTS_THREADS (2), BENCH_AGENTS_TOKENS (64), BENCH_AGENTS_RANK (16),
-#   BENCH_AGENTS_ROUNDS (2), BENCH_SHAPE (1b), BENCH_AGENTS_TYPE (q4_k_m), BENCH_DIR (build/bench).
+#   BENCH_AGENTS_ROUNDS (2), BENCH_AGENTS_LORA_TYPE (f16), BENCH_SHAPE (1b), BENCH_AGENTS_TYPE (q4_k_m), BENCH_DIR (build/bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,7 @@ threads=${BENCH_AGENTS_THREADS:-2}
 n_gen=${BENCH_AGENTS_TOKENS:-64}
 rank=${BENCH_AGENTS_RANK:-16}
 rounds=${BENCH_AGENTS_ROUNDS:-2}
+ltype=${BENCH_AGENTS_LORA_TYPE:-f16}
 shape=${BENCH_SHAPE:-1b}
 qtype=${BENCH_AGENTS_TYPE:-q4_k_m}
 dir=${BENCH_DIR:-build/bench}
@@ -54,17 +56,18 @@ if [ ! -s "$model" ]; then
 fi
 name=$(basename "$model" .gguf)
 for i in $(seq -w 1 13); do
-    a=$dir/agents/lora-$name-r$rank-$i.gguf
+    a=$dir/agents/lora-$name-r$rank-$ltype-$i.gguf
     if [ ! -s "$a" ]; then
         echo "bench-agents: writing adapter $i of 13" >&2
-        "$bin" synth --lora-for "$model" --rank "$rank" --seed "$((1000 + 10#$i))" -o "$a.part" -q
+        "$bin" synth --lora-for "$model" --rank "$rank" --lora-type "$ltype" --seed "$((1000 + 10#$i))" \
+            -o "$a.part" -q
         mv "$a.part" "$a"
     fi
 done
 # agent i gets adapter i: an "adapters:" line after each agent's id line
-python3 - config/agents.yaml "$tmp/agents.yaml" "$dir/agents" "$name" "$rank" <<'EOF'
+python3 - config/agents.yaml "$tmp/agents.yaml" "$dir/agents" "$name" "$rank" "$ltype" <<'EOF'
 import re, sys
-src, out, adir, name, rank = sys.argv[1:]
+src, out, adir, name, rank, ltype = sys.argv[1:]
 lines = open(src, encoding="utf-8").read().split("\n")
 res, n = [], 0
 for l in lines:
@@ -75,7 +78,7 @@ for l in lines:
         res.append("%s  adapters: [bench-%02d]" % (m.group(1), n))
 if n != 13:
     sys.exit("bench-agents: expected 13 agents in %s, found %d" % (src, n))
-head = ["adapters:"] + ["  - { name: bench-%02d, path: %s/lora-%s-r%s-%02d.gguf }" % (i, adir, name, rank, i)
+head = ["adapters:"] + ["  - { name: bench-%02d, path: %s/lora-%s-r%s-%s-%02d.gguf }" % (i, adir, name, rank, ltype, i)
                         for i in range(1, 14)]
 if any(re.match(r"^adapters:", l) for l in lines):
     sys.exit("bench-agents: config/agents.yaml has its own adapters section; merge by hand")

@@ -37,7 +37,8 @@ static void usage(FILE *f)
                "  --lora-for BASE.gguf  write a random LoRA adapter for BASE instead of a model:\n"
                "                        every projection of every block, alpha = rank; with\n"
                "  --rank R              its rank (default 16), --seed S, and\n"
-               "  --std X               the standard deviation of A and B (default 0.05)\n");
+               "  --std X               the standard deviation of A and B (default 0.05), and\n"
+               "  --lora-type T         f32 (default) or f16\n");
 }
 
 struct progress {
@@ -98,6 +99,7 @@ int hs_cmd_synth(int argc, char **argv)
     const char *lora_for = NULL;
     int lora_rank = 16;
     float lora_std = 0.05f;
+    bool lora_f16 = false;
     /* dimension overrides apply after the shape, whatever the flag order */
     int ov_embd = 0, ov_layer = 0, ov_head = 0, ov_head_kv = 0, ov_ff = 0, ov_vocab = 0;
     hs_err err = {0};
@@ -162,6 +164,11 @@ int hs_cmd_synth(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--rank")) {
             rc = int_arg(a, v, 1, 4096, &lora_rank), i++;
+        } else if (!strcmp(a, "--lora-type")) {
+            if (!v || (strcmp(v, "f32") && strcmp(v, "f16")))
+                return hs_cli_usage("synth", "--lora-type is f32 or f16");
+            lora_f16 = !strcmp(v, "f16");
+            i++;
         } else if (!strcmp(a, "--std")) {
             double x = 0;
             if (!v || hs_parse_f64(v, &x) != 0 || !(x > 0 && x < 100))
@@ -183,7 +190,7 @@ int hs_cmd_synth(int argc, char **argv)
     if (!out)
         return hs_cli_usage("synth", "-o OUT.gguf is required");
     if (lora_for) {
-        if (hs_synth_lora_write(out, lora_for, lora_rank, lora_std, p.seed, &err) != HS_OK)
+        if (hs_synth_lora_write(out, lora_for, lora_rank, lora_std, p.seed, lora_f16, &err) != HS_OK)
             return hs_cli_fail_err("synth", &err);
         if (!quiet)
             fprintf(stderr, "synth: wrote the rank-%d adapter %s for %s\n", lora_rank, out, lora_for);

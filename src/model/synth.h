@@ -55,8 +55,10 @@ int hs_synth_write(const char *path, const struct hs_synth_params *p, hs_pool *p
 /* (issue 5) A random LoRA adapter for the base model at base_path (any
  * size), in llama.cpp's adapter layout (see model/lora.h): rank r on the
  * seven projections of every block, A and B entries N(0, std^2), alpha = r
- * (so the adapter's factor is the scale it is used with). F32. For tests
- * and benchmarks of adapter serving. Temp file + rename; no partial output. */
-int hs_synth_lora_write(const char *path, const char *base_path, int r, float std, uint64_t seed, hs_err *err);
+ * (so the adapter's factor is the scale it is used with), stored as F32 or
+ * (f16) F16, as hestia lora convert writes them. For tests and benchmarks of
+ * adapter serving. A failure leaves no partial output. */
+int hs_synth_lora_write(const char *path, const char *base_path, int r, float std, uint64_t seed, bool f16,
+                        hs_err *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* Random LoRA adapters for any base model: what the adapter tests and
  * `make bench-agents` serve (13 distinct adapters over the 1B-class model)
  * without a training run. */
+#include "base/fp16.h"
 #include "base/mem.h"
 #include "base/rng.h"
 #include "gguf/gguf.h"
@@ -13,7 +14,7 @@
 static const char *const k_proj[7] = {"attn_q.weight",   "attn_k.weight", "attn_v.weight", "attn_output.weight",
                                       "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
 
-static int declare(hs_gguf_writer *w, const hs_gguf *base, int r, int *n_pairs, hs_err *err)
+static int declare(hs_gguf_writer *w, const hs_gguf *base, int r, uint32_t type, int *n_pairs, hs_err *err)
 {
     *n_pairs = 0;
     for (int l = 0;; l++) {
@@ -29,10 +30,10 @@ static int declare(hs_gguf_writer *w, const hs_gguf *base, int r, int *n_pairs, 
             found++;
             const int64_t ne_a[2] = {t->ne[0], r}, ne_b[2] = {r, t->ne[1]};
             snprintf(an, sizeof an, "%s.lora_a", tn);
-            int rc = hs_gguf_w_tensor(w, an, HS_TYPE_F32, 2, ne_a);
+            int rc = hs_gguf_w_tensor(w, an, type, 2, ne_a);
             snprintf(an, sizeof an, "%s.lora_b", tn);
             if (!rc)
-                rc = hs_gguf_w_tensor(w, an, HS_TYPE_F32, 2, ne_b);
+                rc = hs_gguf_w_tensor(w, an, type, 2, ne_b);
             if (rc)
                 return hs_err_set(err, rc, "synth lora: declaring %s failed", an);
             (*n_pairs)++;
@@ -44,7 +45,7 @@ static int declare(hs_gguf_writer *w, const hs_gguf *base, int r, int *n_pairs, 
 }
 
 /* The data, in the order declared: for each pair A then B. */
-static int fill(hs_gguf_writer *w, const hs_gguf *base, int r, float std, uint64_t seed, hs_err *err)
+static int fill(hs_gguf_writer *w, const hs_gguf *base, int r, float std, uint64_t seed, bool f16, hs_err *err)
 {
     hs_rng rng;
     hs_rng_seed(&rng, seed);
@@ -73,7 +74,12 @@ static int fill(hs_gguf_writer *w, const hs_gguf *base, int r, float std, uint64
                 }
                 for (size_t i = 0; i < n; i++)
                     buf[i] = hs_rng_normal(&rng) * std;
-                rc = hs_gguf_w_data(w, buf, n * sizeof *buf, err);
+                if (f16) { /* in place: the halves fit in the floats' first half */
+                    hs_fp16 *h = (hs_fp16 *)(void *)buf;
+                    for (size_t i = 0; i < n; i++)
+                        h[i] = hs_f32_to_fp16(buf[i]);
+                }
+                rc = hs_gguf_w_data(w, buf, n * (f16 ? sizeof(hs_fp16) : sizeof *buf), err);
             }
         }
         if (!found)
@@ -83,7 +89,8 @@ static int fill(hs_gguf_writer *w, const hs_gguf *base, int r, float std, uint64
     return rc;
 }
 
-int hs_synth_lora_write(const char *path, const char *base_path, int r, float std, uint64_t seed, hs_err *err)
+int hs_synth_lora_write(const char *path, const char *base_path, int r, float std, uint64_t seed, bool f16,
+                        hs_err *err)
 {
     if (r < 1 || r > 4096)
         return hs_err_set(err, HS_EINVAL, "synth lora: rank %d is outside 1..4096", r);
@@ -108,11 +115,11 @@ int hs_synth_lora_write(const char *path, const char *base_path, int r, float st
     hs_gguf_w_str(w, "general.type", "adapter", 7);
     hs_gguf_w_str(w, "adapter.type", "lora", 4);
     hs_gguf_w_f32(w, "adapter.lora.alpha", (float)r);
-    rc = declare(w, base, r, &n_pairs, err);
+    rc = declare(w, base, r, f16 ? HS_TYPE_F16 : HS_TYPE_F32, &n_pairs, err);
     if (!rc)
         rc = hs_gguf_w_begin_data(w, err);
     if (!rc)
-        rc = fill(w, base, r, std, seed, err);
+        rc = fill(w, base, r, std, seed, f16, err);
     if (rc)
         hs_gguf_w_abort(w);
     else
