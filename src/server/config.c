@@ -45,6 +45,7 @@ void hs_serve_config_default(struct hs_serve_config *c)
     hs_monitor_config_default(&c->monitor);
     hs_drift_config_default(&c->drift);
     hs_alerts_config_default(&c->alerts);
+    c->safety_rules = hs_strdup("config/safety.yaml");
 }
 
 int hs_serve_config_set_str(char **field, const char *value)
@@ -103,6 +104,7 @@ void hs_serve_config_free(struct hs_serve_config *c)
     hs_free(c->agents);
     hs_drift_config_free(&c->drift);
     hs_alerts_config_free(&c->alerts);
+    hs_free(c->safety_rules);
     memset(c, 0, sizeof(*c));
 }
 
@@ -172,6 +174,11 @@ static const struct hs_cfg_field model_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+static const struct hs_cfg_field safety_fields[] = {
+    {"rules", F_SAFETY_RULES, CFG(safety_rules), 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 static const struct hs_cfg_field root_fields[] = {
     {"server", F_MAP, 0, 0, 0, server_fields},     {"store", F_MAP, 0, 0, 0, store_fields},
     {"limits", F_MAP, 0, 0, 0, limits_fields},     {"rate_limits", F_MAP, 0, 0, 0, rate_limits_fields},
@@ -179,6 +186,7 @@ static const struct hs_cfg_field root_fields[] = {
     {"agents", F_AGENTS, 0, 0, 0, NULL},           {"schemas", F_SCHEMAS, 0, 0, 0, NULL},
     {"agents_file", F_AGENTS_FILE, 0, 0, 0, NULL}, {"monitor", F_MONITOR, 0, 0, 0, NULL},
     {"drift", F_DRIFT, 0, 0, 0, NULL},             {"alerts", F_ALERTS, 0, 0, 0, NULL},
+    {"safety", F_MAP, 0, 0, 0, safety_fields},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -274,6 +282,9 @@ static int parse_value(struct hs_cfg_walk *w, const struct hs_cfg_field *f, stru
         return hs_cfg_fail(w, line, path, "YAML aliases are not supported; write the value out");
     char buf[64];
     switch (f->type) {
+    case F_SAFETY_RULES:
+        w->c->safety_rules_set = true;
+        /* fall through - the path itself is a string */
     case F_STR: {
         char **dst = (char **)(base + f->off);
         if (hs_cfg_plain_null(v))

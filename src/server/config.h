@@ -117,6 +117,9 @@ struct hs_serve_config {
     struct hs_monitor_config monitor; /* (issue 6) `monitor:`, see ops/monitor.h */
     struct hs_drift_config drift;     /* (issue 6) `drift:`, see ops/monitor.h */
     struct hs_alerts_config alerts;   /* (issue 6) `alerts:`, see ops/alerts.h */
+    char *safety_rules;    /* (issue 6) `safety: {rules}`: the rules file (ops/safety.h); NULL = no checks;
+                              default config/safety.yaml, skipped with a warning when it is missing */
+    bool safety_rules_set; /* given in the file: then a missing file is an error */
 };
 
 void hs_serve_config_default(struct hs_serve_config *c);

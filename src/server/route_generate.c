@@ -62,6 +62,7 @@ struct gen {
     int n_ch;
     int top_logprobs; /* -1: none in the answer */
     struct hs_conf_acc conf; /* (issue 6) every generated token's probability, for the record */
+    bool checked;            /* (issue 6) the safety checks ran */
     /* failure of a job */
     int err_code;
     char err_msg[256];
@@ -368,6 +369,8 @@ static void on_token(struct gen *g, struct choice *ch, const struct hs_job_event
             sse_text(g, ch, text, len, have_lp ? &lp : NULL, NULL);
         if (have_lp)
             lp_free(&lp);
+        if (len) /* kept for the safety checks at the end */
+            hs_buf_append(&ch->text, text, len);
         return;
     }
     if (len)
@@ -410,6 +413,8 @@ static void on_end(struct gen *g, struct choice *ch, const struct hs_job_event *
         if (len)
             sse_text(g, ch, text, len, NULL, NULL);
         sse_text(g, ch, NULL, 0, NULL, ch->finish);
+        if (len)
+            hs_buf_append(&ch->text, text, len);
     } else if (len) {
         hs_buf_append(&ch->text, text, len);
     }
@@ -521,6 +526,12 @@ static void account(struct gen *g)
     hs_conf_result(&conf, &g->conf);
     c->confidence = conf.mean_prob;
     c->low_prob_share = conf.low_share;
+    if (!g->checked) { /* once, over every complete answer (an echoed prompt included: it is in the answer) */
+        g->checked = true;
+        for (int i = 0; i < g->n_ch; i++)
+            if (g->ch[i].done)
+                hs_srv_safety_check(c, g->ch[i].text.data, g->ch[i].text.len);
+    }
     if (g->n_ch > 0) {
         c->queue_ms = g->ch[0].queue_ms;
         c->finish_reason = g->ch[0].finish;
@@ -699,7 +710,7 @@ void hs_route_generate(struct srv_call *c, const struct hs_http_req *req, struct
     g->m = c->m;
     g->created = (int64_t)time(NULL);
     g->top_logprobs = g->gr.logprobs ? g->gr.top_logprobs : -1;
-    hs_conf_init(&g->conf, 0);
+    hs_conf_init(&g->conf, hs_srv_low_prob(c->srv));
     g->gone = req->gone;
     g->t_gone_check = hs_now_s();
     if (!tokenize(g, resp) || !submit(g, resp)) {

@@ -29,6 +29,7 @@ struct up {
     bool cut;         /* ended early: an error event was sent, or the client left */
     bool strip_usage; /* usage was asked upstream for the record; the client did not ask */
     struct hs_conf_acc conf; /* (issue 6) the first choice's token probabilities, when the upstream sends them */
+    hs_buf answer;           /* (issue 6) the answer's text, for the safety checks at the end */
     hs_buf ev;        /* the SSE event being received */
     hs_buf out;       /* bytes ready for the client */
     size_t out_off;
@@ -41,6 +42,23 @@ static const char *finish_literal(const char *f)
         if (!strcmp(f, k[i]))
             return k[i];
     return NULL;
+}
+
+/* (issue 6) The text of each choice of an answer (message.content or text)
+ * or of a chunk (delta.content or text), appended to out. */
+static void take_text(hs_buf *out, const json_t *o)
+{
+    const json_t *choices = json_is_object(o) ? json_object_get(o, "choices") : NULL;
+    size_t i;
+    const json_t *ch;
+    json_array_foreach(choices, i, ch) {
+        const json_t *m = json_object_get(ch, "message");
+        if (!m)
+            m = json_object_get(ch, "delta");
+        const json_t *t = m ? json_object_get(m, "content") : json_object_get(ch, "text");
+        if (json_is_string(t))
+            hs_buf_append(out, json_string_value(t), json_string_length(t));
+    }
 }
 
 /* Usage and finish reason from one JSON answer or chunk; true when o is a
@@ -92,6 +110,8 @@ static void take_event(struct up *u, const char *p, size_t n, const char *end, s
                 if (take_usage(u->c, o))
                     usage_only = true;
                 hs_conf_add_json(&u->conf, o, 0, NULL, NULL);
+                if (u->answer.len < MAX_BODY)
+                    take_text(&u->answer, o);
                 json_decref(o);
             }
         }
@@ -224,6 +244,9 @@ static void up_free(void *user)
     hs_conf_result(&conf, &u->conf);
     c->confidence = conf.mean_prob;
     c->low_prob_share = conf.low_share;
+    if (u->ended && !u->cut)
+        hs_srv_safety_check(c, u->answer.data, u->answer.len);
+    hs_buf_free(&u->answer);
     hs_upstream_close(u->st);
     hs_buf_free(&u->ev);
     hs_buf_free(&u->out);
@@ -315,7 +338,7 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
         u->st = st;
         u->gone = req->gone;
         u->strip_usage = strip_usage;
-        hs_conf_init(&u->conf, 0);
+        hs_conf_init(&u->conf, hs_srv_low_prob(c->srv));
         hs_http_resp_header(resp, "Cache-Control", "no-cache");
         hs_http_resp_header(resp, "X-Accel-Buffering", "no");
         resp->pull = up_pull;
@@ -366,11 +389,15 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
         take_usage(c, o);
         struct hs_conf_acc acc;
         struct hs_confidence conf;
-        hs_conf_init(&acc, 0);
+        hs_conf_init(&acc, hs_srv_low_prob(c->srv));
         hs_conf_add_json(&acc, o, 0, NULL, NULL);
         hs_conf_result(&conf, &acc);
         c->confidence = conf.mean_prob;
         c->low_prob_share = conf.low_share;
+        hs_buf text = {0};
+        take_text(&text, o);
+        hs_srv_safety_check(c, text.data, text.len);
+        hs_buf_free(&text);
     } else {
         const json_t *e = json_is_object(o) ? json_object_get(o, "error") : NULL;
         const json_t *msg = json_is_object(e) ? json_object_get(e, "message") : NULL;

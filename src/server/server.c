@@ -548,6 +548,8 @@ int hs_server_create(const struct hs_serve_config *cfg, const struct hs_server_o
         rc = hs_err_set(err, HS_ENOMEM, "out of memory");
     if (!rc)
         rc = hs_srv_monitor_start(s, err);
+    if (!rc)
+        rc = hs_srv_safety_load(s, err);
     if (!rc) {
         s->seen = hs_calloc(SRV_SEEN_SLOTS, sizeof *s->seen);
         if (!s->seen)
@@ -825,6 +827,7 @@ void hs_server_free(hs_server *s)
     }
     hs_srv_agents_free(s);
     hs_srv_monitor_stop(s);
+    hs_safety_free(s->safety);
     hs_free(s->models);
     hs_free(s->seen);
     hs_ratelimit_free(s->rl_key);

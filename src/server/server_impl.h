@@ -13,6 +13,7 @@
 #include "ops/alerts.h"
 #include "ops/metrics.h"
 #include "ops/monitor.h"
+#include "ops/safety.h"
 #include "ops/store.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -98,6 +99,7 @@ struct hs_server {
     /* (issue 6) the monitor and its thread (monitor.c) */
     hs_monitor *monitor;
     hs_alerts *alerts; /* (issue 6) breaches and other alerts go out here */
+    hs_safety *safety; /* (issue 6) the answers' safety rules; NULL = checks off */
     pthread_t mon_thread;
     pthread_mutex_t mon_mu;
     pthread_cond_t mon_cv;
@@ -218,6 +220,14 @@ void hs_route_generate(struct srv_call *c, const struct hs_http_req *req, struct
                        struct hs_gen_request *gr);
 void hs_route_embeddings(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
                          struct hs_gen_request *gr);
+/* ---- answer_checks.c (issue 6) ---- */
+int hs_srv_safety_load(hs_server *s, hs_err *err);
+/* Runs the safety rules over one finished answer of the call (after
+ * c->confidence is set); adds its flags to c->safety_flags. */
+void hs_srv_safety_check(struct srv_call *c, const char *text, size_t len);
+/* The probability below which a token counts as unlikely (the rules' line). */
+double hs_srv_low_prob(const hs_server *s);
+
 /* ---- monitor.c (issue 6) ---- */
 int hs_srv_monitor_start(hs_server *s, hs_err *err);
 void hs_srv_monitor_stop(hs_server *s); /* joins the thread, frees the monitor */
