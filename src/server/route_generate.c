@@ -63,6 +63,7 @@ struct gen {
     int top_logprobs; /* -1: none in the answer */
     struct hs_conf_acc conf; /* (issue 6) every generated token's probability, for the record */
     bool checked;            /* (issue 6) the safety checks ran */
+    const char *reply_model; /* "model" in the answer: the agent or adapter asked for, else the model's name */
     /* failure of a job */
     int err_code;
     char err_msg[256];
@@ -329,7 +330,7 @@ static void sse_text(struct gen *g, struct choice *ch, const char *text, size_t 
     struct hs_oai_logprob v;
     if (lp)
         lp_view(lp, &v);
-    sse(g, hs_oai_chunk(g->gr.kind, g->c->id, g->created, g->m->name, ch->index, false, text, len,
+    sse(g, hs_oai_chunk(g->gr.kind, g->c->id, g->created, g->reply_model, ch->index, false, text, len,
                         lp ? &v : NULL, lp ? 1 : 0, finish));
 }
 
@@ -596,7 +597,7 @@ static void collect(struct gen *g, struct hs_http_resp *resp)
     struct hs_oai_usage u;
     usage_of(g, &u);
     json_t *body =
-        ok ? hs_oai_completion(g->gr.kind, c->id, g->created, g->m->name, choices, g->n_ch, &u) : NULL;
+        ok ? hs_oai_completion(g->gr.kind, c->id, g->created, g->reply_model, choices, g->n_ch, &u) : NULL;
     hs_srv_reply_json(c, resp, 200, body);
     for (int i = 0; views && i < g->n_ch; i++)
         hs_free(views[i]);
@@ -618,7 +619,7 @@ static void stream_finish(struct gen *g)
     } else if (g->gr.include_usage) {
         struct hs_oai_usage u;
         usage_of(g, &u);
-        sse(g, hs_oai_usage_chunk(g->gr.kind, g->c->id, g->created, g->m->name, &u));
+        sse(g, hs_oai_usage_chunk(g->gr.kind, g->c->id, g->created, g->reply_model, &u));
     }
     size_t before = g->out.len;
     hs_sse_done(&g->out);
@@ -669,7 +670,7 @@ static void stream_open(struct gen *g)
     for (int i = 0; i < g->n_ch; i++) {
         struct choice *ch = &g->ch[i];
         if (g->gr.kind == HS_REQ_CHAT) {
-            sse(g, hs_oai_chunk(g->gr.kind, g->c->id, g->created, g->m->name, ch->index, true, "", 0, NULL, 0,
+            sse(g, hs_oai_chunk(g->gr.kind, g->c->id, g->created, g->reply_model, ch->index, true, "", 0, NULL, 0,
                                 NULL));
         } else if (g->gr.echo) {
             hs_buf echo = {0};
@@ -710,6 +711,8 @@ void hs_route_generate(struct srv_call *c, const struct hs_http_req *req, struct
     g->m = c->m;
     g->created = (int64_t)time(NULL);
     g->top_logprobs = g->gr.logprobs ? g->gr.top_logprobs : -1;
+    /* an agent or an adapter answers under its own name (as vLLM names a LoRA module) */
+    g->reply_model = c->model && !hs_srv_find_model(c->srv, c->model) ? c->model : g->m->name;
     hs_conf_init(&g->conf, hs_srv_low_prob(c->srv));
     g->gone = req->gone;
     g->t_gone_check = hs_now_s();

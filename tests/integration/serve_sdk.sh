@@ -46,13 +46,26 @@ rate_limits:
     requests_per_minute: 2
 EOF
 
-hs_start open -m "$model" --parallel 2 --ctx 512 || exit 1
+# one agent with a schema on the open server
+cat >"$HS_TMP/agents.yaml" <<'EOF'
+agents:
+  - id: sdk-agent
+    name: SDK test agent
+    system_prompt: Assess briefly.
+    schema:
+      type: object
+      properties:
+        risk_level: {type: string, enum: [low, high]}
+        actions: {type: array, items: {type: string, maxLength: 16}, maxItems: 2}
+      required: [risk_level, actions]
+EOF
+hs_start open -m "$model" --parallel 2 --ctx 512 --agents "$HS_TMP/agents.yaml" || exit 1
 hs_start keyed -m "$model" --parallel 1 --ctx 256 --store "$HS_TMP/keyed.db" || exit 1
 hs_start limited -m "$model" --parallel 1 --ctx 256 --config "$HS_TMP/limited.yaml" || exit 1
 
 open_url=${HS_URL[open]} keyed_url=${HS_URL[keyed]} limited_url=${HS_URL[limited]}
 HS_OPEN_URL=$open_url HS_KEYED_URL=$keyed_url HS_KEY=$key HS_LIMITED_URL=$limited_url \
-    HS_LIMIT_RPM=2 HS_MODEL=$name HS_SCHEMAS=$schemas \
+    HS_LIMIT_RPM=2 HS_MODEL=$name HS_AGENT=sdk-agent HS_SCHEMAS=$schemas \
     timeout -k 5 120 node tests/js/sdk.test.mjs
 rc=$?
 [ "$rc" -eq 0 ] || fail "tests/js/sdk.test.mjs exited $rc"

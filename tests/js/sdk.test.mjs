@@ -4,6 +4,8 @@
 //   HS_KEYED_URL    a server with one key, HS_KEY
 //   HS_LIMITED_URL  a server limited to HS_LIMIT_RPM requests per minute per address
 //   HS_MODEL        the model's name (its file stem)
+//   HS_AGENT        (optional) an agent of the open server, with a JSON schema of
+//                   {risk_level: low|high, actions: [string]}
 //   HS_SCHEMAS      components.schemas of OpenAI's openapi.yaml as JSON (optional: without
 //                   it the shape checks fall back to required keys written here)
 // Every response body is checked against the OpenAPI schema of its endpoint. Prints
@@ -346,6 +348,61 @@ if (URL_LIMITED) {
         assert.equal(e.headers.get('x-ratelimit-remaining-requests'), '0');
         assert.ok(e.headers.get('x-ratelimit-reset-requests'), 'x-ratelimit-reset-requests');
         assert.equal(e.type, 'rate_limit_error');
+    });
+}
+
+// ---- agents and structured output (issue 5) ----
+const AGENT = process.env.HS_AGENT;
+if (AGENT) {
+    test('models.list lists the agent with its parent model', async () => {
+        const page = await open.models.list();
+        const a = page.data.find((m) => m.id === AGENT);
+        assert.ok(a, `ids ${JSON.stringify(page.data.map((m) => m.id))} include ${AGENT}`);
+        assert.equal(a.object, 'model');
+        assert.equal(a.parent, MODEL);
+    });
+
+    test('chat with an agent as the model: its schema shapes the answer', async () => {
+        for (const seed of [1, 2, 3]) {
+            const data = await open.chat.completions.create({
+                model: AGENT, messages: [{ role: 'user', content: 'Smoke near the port.' }], seed, temperature: 1,
+                max_tokens: 80,
+            });
+            conforms(JSON.parse(JSON.stringify(data)), 'CreateChatCompletionResponse');
+            assert.equal(data.model, AGENT);
+            const doc = JSON.parse(data.choices[0].message.content);
+            assert.ok(['low', 'high'].includes(doc.risk_level), JSON.stringify(doc));
+            assert.ok(Array.isArray(doc.actions) && doc.actions.every((x) => typeof x === 'string'), JSON.stringify(doc));
+        }
+    });
+
+    test('response_format json_schema through the SDK: every answer parses and validates', async () => {
+        const schema = {
+            type: 'object',
+            properties: { count: { type: 'integer' }, ok: { type: 'boolean' },
+                          tags: { type: 'array', items: { type: 'string', enum: ['fire', 'flood'] }, maxItems: 3 } },
+            required: ['count', 'ok', 'tags'], additionalProperties: false,
+        };
+        for (const seed of [4, 5, 6]) {
+            const data = await open.chat.completions.create({
+                model: MODEL, messages: chatMessages, seed, temperature: 1, max_tokens: 60,
+                response_format: { type: 'json_schema', json_schema: { name: 'report', schema, strict: true } },
+            });
+            const doc = JSON.parse(data.choices[0].message.content);
+            assert.ok(Number.isInteger(doc.count) && typeof doc.ok === 'boolean', JSON.stringify(doc));
+            assert.ok(doc.tags.length <= 3 && doc.tags.every((t) => t === 'fire' || t === 'flood'), JSON.stringify(doc));
+            assert.deepEqual(Object.keys(doc), ['count', 'ok', 'tags']);
+        }
+    });
+
+    test('response_format json_object through the SDK: a JSON object', async () => {
+        const data = await open.chat.completions.create({
+            model: MODEL, messages: chatMessages, seed: 9, temperature: 1, max_tokens: 40,
+            response_format: { type: 'json_object' },
+        });
+        const doc = JSON.parse(data.choices[0].message.content);
+        assert.equal(typeof doc, 'object');
+        assert.ok(doc !== null && !Array.isArray(doc));
     });
 }
 
