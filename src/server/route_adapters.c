@@ -1,6 +1,8 @@
 /* GET /v1/agents, and the adapters' admin routes:
  *
- *   GET    /admin/adapters          every loaded adapter, its model and users
+ *   GET    /admin/adapters          every loaded adapter, its model, whether requests use it
+ *                                   ("references": what requests in flight hold: a running
+ *                                   request holds up to three, its own, its job's, its slot's)
  *   POST   /admin/adapters          {"name", "path", "model"?, "scale"?} loads one
  *   DELETE /admin/adapters/NAME     {"wait_s"?} unloads one
  *
@@ -63,9 +65,12 @@ void hs_route_agents(struct srv_call *c, const struct hs_http_req *req, struct h
 static json_t *adapter_obj(const struct srv_model *m, const hs_adapter *a)
 {
     /* the caller's reference is one of the counted ones; the registry's another */
-    return json_pack("{s:s,s:s,s:s,s:s,s:f,s:i}", "id", hs_adapter_name(a), "object", "adapter", "model", m->name,
-                     "path", hs_adapter_path(a), "scale", (double)hs_adapter_default_scale(a), "in_use",
-                     hs_adapter_refs(a) - 2 > 0 ? hs_adapter_refs(a) - 2 : 0);
+    int refs = hs_adapter_refs(a) - 2;
+    if (refs < 0)
+        refs = 0;
+    return json_pack("{s:s,s:s,s:s,s:s,s:f,s:b,s:i}", "id", hs_adapter_name(a), "object", "adapter", "model",
+                     m->name, "path", hs_adapter_path(a), "scale", (double)hs_adapter_default_scale(a), "in_use",
+                     refs > 0, "references", refs);
 }
 
 static void list(struct srv_call *c, struct hs_http_resp *resp)
@@ -215,8 +220,8 @@ static void unload(struct srv_call *c, const struct hs_http_req *req, struct hs_
     }
     hs_log_info("serve.adapter", "event=unloaded name=%s model=%s users_left=%d", name, m->name, users);
     hs_srv_reply_json(c, resp, rc == HS_OK ? 200 : 202,
-                      json_pack("{s:s,s:s,s:b,s:i}", "id", name, "object", "adapter", "unloaded", rc == HS_OK,
-                                "in_use", rc == HS_OK ? 0 : users));
+                      json_pack("{s:s,s:s,s:b,s:b,s:i}", "id", name, "object", "adapter", "unloaded", rc == HS_OK,
+                                "in_use", rc != HS_OK, "references", rc == HS_OK ? 0 : users));
 }
 
 void hs_route_adapters(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp)
