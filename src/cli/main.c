@@ -26,6 +26,7 @@ static const struct command k_commands[] = {
     {"keys", hs_cmd_keys, "API keys in the store: create, list, revoke"},
     {"logs", hs_cmd_logs, "request records in the store: export as JSON Lines"},
     {"assess", hs_cmd_assess, "a scenario to every expert agent, on any OpenAI-compatible server"},
+    {"baseline", hs_cmd_baseline, "the monitor's baseline in the store: set from recent requests, show, clear"},
 };
 
 static void usage(FILE *f) {

@@ -9,7 +9,9 @@
 #    reported by the monitor thread (a monitor.breach log line) within its
 #    interval, off the request path, and goes out as an alert: in the store
 #    (GET /api/alerts) and in a JSONL sink; repeats within the throttle
-#    window are grouped, not sent again.
+#    window are grouped, not sent again;
+#  - hestia baseline show / set --last N / clear on the store; a restarted
+#    server reads the stored baseline.
 . "$(dirname "$0")/lib.sh"
 hs_require_bin
 hs_require_serve
@@ -61,9 +63,23 @@ check '[ "$n_lat" = 1 ]' "high_latency_p95 alerts in the store: $n_lat, want 1 (
 check '[ "$(grep -c high_latency_p95 "$HS_TMP/alerts.jsonl" 2>/dev/null)" = 1 ]' \
     "the JSONL sink: $(cat "$HS_TMP/alerts.jsonl" 2>/dev/null)"
 hs_stop mon
-# a restart reads the baseline back from the store
-hs_start mon2 -m "$model" --alias tiny --config "$cfg" --store "${HS_DB[mon]}" || exit 1
+db=${HS_DB[mon]}
+# hestia baseline: the captured one is in the store; set replaces it with the
+# statistics of the last N requests on record; a restart reads it back
+"$HS_BIN" baseline show --store "$db" >"$HS_TMP/b.json" 2>"$HS_TMP/b.err"
+check '[ "$(hs_json "$HS_TMP/b.json" "j[\"count\"]")" = 5 ]' "baseline show: $(cat "$HS_TMP/b.json" "$HS_TMP/b.err")"
+"$HS_BIN" baseline set --last 3 --store "$db" >"$HS_TMP/b.json" 2>"$HS_TMP/b.err"
+check '[ "$(hs_json "$HS_TMP/b.json" "j[\"count\"]")" = 3 ] && [ "$(hs_json "$HS_TMP/b.json" "j[\"errors\"]")" = 0 ]' \
+    "baseline set --last 3: $(cat "$HS_TMP/b.json" "$HS_TMP/b.err")"
+hs_start mon2 -m "$model" --alias tiny --config "$cfg" --store "$db" || exit 1
 hs_http GET "${HS_URL[mon2]}/api/metrics"
-check '[ "$(hs_json "$HS_TMP/resp.body" "j[\"baseline\"][\"count\"]")" = 5 ]' "baseline after a restart: $(cat "$HS_TMP/resp.body")"
+check '[ "$(hs_json "$HS_TMP/resp.body" "j[\"baseline\"][\"count\"]")" = 3 ]' "baseline after a restart: $(cat "$HS_TMP/resp.body")"
 hs_stop mon2
+"$HS_BIN" baseline clear --store "$db" >/dev/null 2>&1 || fail "baseline clear failed"
+"$HS_BIN" baseline show --store "$db" >/dev/null 2>"$HS_TMP/b.err"
+rc=$?
+check '[ $rc -eq 1 ] && [ "$(wc -l <"$HS_TMP/b.err")" -eq 1 ]' "baseline show after clear: exit $rc $(cat "$HS_TMP/b.err")"
+"$HS_BIN" baseline set --store "$HS_TMP/none.db" >/dev/null 2>&1
+rc=$?
+check '[ $rc -eq 1 ] && [ ! -e "$HS_TMP/none.db" ]' "baseline set on a missing store: exit $rc"
 hs_finish "monitor: windows, baseline captured and kept across restarts, feedback, breaches as throttled alerts"
