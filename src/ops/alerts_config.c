@@ -5,24 +5,22 @@
  * what is wrong", with the line of the offending key or value, and keys
  * nobody knows are errors (a misspelt sink setting must not be ignored).
  *
- * The server's configuration reader (server/config.c) learned, by fuzzing,
- * to keep some inputs away from libfyaml 0.7.12: text that is not printable
- * UTF-8 (it can loop forever), explicit keys "? k" (it can crash) and
- * single-quoted scalars with '' inside (it reads them wrong). This reader
- * sits a layer below and cannot call that code, so it applies the same
- * three guards itself. Aliases are refused, as there. */
+ * Fuzzing the server's reader showed that some inputs must be kept away from
+ * libfyaml 0.7.12: text that is not printable UTF-8 (it can loop forever),
+ * explicit keys "? k" (it can crash) and single-quoted scalars with ''
+ * inside (it reads them wrong). base/yaml.h holds those guards for every
+ * reader; this one uses them too. Aliases are refused, as there. */
 #include "ops/alerts_impl.h"
 
 #include "base/mem.h"
 #include "base/parse.h"
+#include "base/yaml.h"
 
 #include <curl/curl.h>
 #include <libfyaml.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <utf8proc.h>
 
 #define THROTTLE_S_MAX 2592000 /* 30 days */
 #define RETRY_INITIAL_MS_MAX 3600000
@@ -240,128 +238,31 @@ int hs_alerts_config_check(const struct hs_alerts_config *c, hs_err *err)
 
 /* ---- the YAML walk ---------------------------------------------------------------- */
 
-struct walk {
-    const char *name; /* file name for messages */
-    hs_err *err;
-    const char *text;
-    size_t len;
-};
-
-static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
+/* A string (NULL for null); replaces *out. Aliases and collections are
+ * refused in this reader's words. */
+static int get_str(const hs_yaml *w, struct fy_node *v, const char *path, int line, char **out)
 {
-    char msg[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        return hs_err_set(w->err, HS_EINVAL, "%s:%d: %s: %s", w->name, line, path, msg);
-    return hs_err_set(w->err, HS_EINVAL, "%s: %s: %s", w->name, path, msg);
-}
-
-/* 1-based line of a scalar node; 0 for a collection (callers use its key's). */
-static int node_line(struct fy_node *n)
-{
-    if (!n || !fy_node_is_scalar(n))
-        return 0;
-    struct fy_token *t = fy_node_get_scalar_token(n);
-    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
-    return m ? m->line + 1 : 0;
-}
-
-static int line_or(struct fy_node *n, int dflt)
-{
-    int l = node_line(n);
-    return l ? l : dflt;
-}
-
-static bool plain_null(struct fy_node *v)
-{
-    if (!v)
-        return true;
-    if (!fy_node_is_scalar(v) || fy_node_get_style(v) != FYNS_PLAIN)
-        return false;
-    size_t len;
-    const char *s = fy_node_get_scalar(v, &len);
-    if (!s || len == 0)
-        return true;
-    return (len == 1 && s[0] == '~') ||
-           (len == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
-}
-
-/* The text of a scalar; single-quoted ones with '' inside are refused (see
- * the top of the file), judged on the raw source between the quotes. */
-static int scalar(struct walk *w, struct fy_node *n, const char *path, int line, const char **s, size_t *len)
-{
-    if (!n || fy_node_is_alias(n))
-        return fail(w, line, path, "YAML aliases are not supported; write the value out");
-    if (!fy_node_is_scalar(n))
-        return fail(w, line, path, "expected a single value");
-    if (fy_node_get_style(n) == FYNS_SINGLE_QUOTED) {
-        struct fy_token *t = fy_node_get_scalar_token(n);
-        const struct fy_mark *a = t ? fy_token_start_mark(t) : NULL;
-        const struct fy_mark *b = t ? fy_token_end_mark(t) : NULL;
-        if (!a || !b || a->input_pos >= b->input_pos || b->input_pos > w->len)
-            return fail(w, line, path, "unreadable quoted string");
-        size_t rlen = b->input_pos - a->input_pos;
-        rlen = rlen >= 2 ? rlen - 2 : 0;
-        if (memmem(w->text + a->input_pos + 1, rlen, "''", 2))
-            return fail(w, line, path,
-                        "a single-quoted string with '' inside is not supported; use double quotes");
-    }
-    *s = fy_node_get_scalar(n, len);
-    if (!*s)
-        return fail(w, line, path, "unreadable value");
-    return HS_OK;
-}
-
-/* A string (NULL for null); replaces *out. */
-static int get_str(struct walk *w, struct fy_node *v, const char *path, int line, char **out)
-{
-    if (plain_null(v)) {
-        hs_free(*out);
-        *out = NULL;
-        return HS_OK;
-    }
-    const char *s;
-    size_t len;
-    int rc = scalar(w, v, path, line, &s, &len);
-    if (rc)
-        return rc;
-    if (memchr(s, 0, len))
-        return fail(w, line, path, "expected a string without NUL bytes");
-    char *copy = hs_strndup(s, len);
-    if (!copy)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
-    hs_free(*out);
-    *out = copy;
-    return HS_OK;
+    if (v && fy_node_is_alias(v))
+        return hs_yaml_fail(w, line, path, "YAML aliases are not supported; write the value out");
+    if (!hs_yaml_plain_null(v) && !fy_node_is_scalar(v))
+        return hs_yaml_fail(w, line, path, "expected a single value");
+    return hs_yaml_string(w, v, path, line, out);
 }
 
 /* A plain whole number in [min, max]. */
-static int get_int(struct walk *w, struct fy_node *v, const char *path, int line, int min, int max, int *out)
+static int get_int(const hs_yaml *w, struct fy_node *v, const char *path, int line, int min, int max,
+                   int *out)
 {
-    char buf[32];
-    size_t len = 0;
-    const char *s =
-        v && fy_node_is_scalar(v) && fy_node_get_style(v) == FYNS_PLAIN ? fy_node_get_scalar(v, &len) : NULL;
     int64_t x;
-    if (!s || len == 0 || len >= sizeof buf)
-        return fail(w, line, path, "expected a whole number in %d..%d", min, max);
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (hs_parse_i64(buf, min, max, &x) != HS_OK)
-        return fail(w, line, path, "expected a whole number in %d..%d", min, max);
-    *out = (int)x;
-    return HS_OK;
+    int rc = hs_yaml_int(w, v, path, line, min, max, &x);
+    if (rc == HS_OK)
+        *out = (int)x;
+    return rc;
 }
 
 /* Iterates a mapping's pairs: *key gets the key's text (NUL-terminated in
  * kbuf), *line its line. Returns 1 for a pair, 0 at the end, < 0 on error. */
-static int next_pair(struct walk *w, struct fy_node *map, void **it, const char *path, int line, char *kbuf,
+static int next_pair(const hs_yaml *w, struct fy_node *map, void **it, const char *path, int line, char *kbuf,
                      size_t cap, struct fy_node **value, int *kline)
 {
     struct fy_node_pair *p = fy_node_mapping_iterate(map, it);
@@ -369,44 +270,44 @@ static int next_pair(struct walk *w, struct fy_node *map, void **it, const char 
         return 0;
     struct fy_node *k = fy_node_pair_key(p);
     *value = fy_node_pair_value(p);
-    *kline = line_or(k, line);
+    *kline = hs_yaml_line_or(k, line);
     const char *ks;
     size_t klen;
     if (!k || !fy_node_is_scalar(k) || fy_node_is_alias(k))
-        return fail(w, *kline, path, "keys must be plain words");
-    int rc = scalar(w, k, path, *kline, &ks, &klen);
+        return hs_yaml_fail(w, *kline, path, "keys must be plain words");
+    int rc = hs_yaml_scalar(w, k, path, *kline, &ks, &klen);
     if (rc)
         return rc;
     if (klen >= cap || memchr(ks, 0, klen))
-        return fail(w, *kline, path, "key '%.40s...' is too long", ks);
+        return hs_yaml_fail(w, *kline, path, "key '%.40s...' is too long", ks);
     memcpy(kbuf, ks, klen);
     kbuf[klen] = '\0';
     if (*value && fy_node_is_alias(*value)) {
         char sub[320];
         snprintf(sub, sizeof sub, "%.200s.%.64s", path, kbuf);
-        return fail(w, *kline, sub, "YAML aliases are not supported; write the value out");
+        return hs_yaml_fail(w, *kline, sub, "YAML aliases are not supported; write the value out");
     }
     return 1;
 }
 
-static int parse_severity(struct walk *w, struct fy_node *v, const char *path, int line,
+static int parse_severity(const hs_yaml *w, struct fy_node *v, const char *path, int line,
                           enum hs_alert_severity *out)
 {
     char *s = NULL;
-    int rc = get_str(w, v, path, line_or(v, line), &s);
+    int rc = get_str(w, v, path, hs_yaml_line_or(v, line), &s);
     if (!rc && hs_alert_severity_parse(s, out) != HS_OK)
-        rc = fail(w, line_or(v, line), path, "expected info, warning or critical");
+        rc = hs_yaml_fail(w, hs_yaml_line_or(v, line), path, "expected info, warning or critical");
     hs_free(s);
     return rc;
 }
 
-static int parse_headers(struct walk *w, struct fy_node *map, struct hs_alert_sink_config *s,
+static int parse_headers(const hs_yaml *w, struct fy_node *map, struct hs_alert_sink_config *s,
                          const char *path, int line)
 {
-    if (plain_null(map))
+    if (hs_yaml_plain_null(map))
         return HS_OK;
     if (!fy_node_is_mapping(map))
-        return fail(w, line, path, "expected a mapping of header names to values");
+        return hs_yaml_fail(w, line, path, "expected a mapping of header names to values");
     int n = fy_node_mapping_item_count(map);
     struct hs_alert_header *hs = n > 0 ? hs_calloc((size_t)n, sizeof *hs) : NULL;
     if (n > 0 && !hs)
@@ -425,15 +326,17 @@ static int parse_headers(struct walk *w, struct fy_node *map, struct hs_alert_si
             break;
         }
         got++;
-        rc = get_str(w, v, sub, line_or(v, kline), &hs[got - 1].value);
+        rc = get_str(w, v, sub, hs_yaml_line_or(v, kline), &hs[got - 1].value);
         if (rc)
             break;
         if (!header_name_ok(key))
-            rc = fail(w, kline, sub, "a header name is a token: letters, digits and !#$%%&'*+-.^_`|~");
+            rc =
+                hs_yaml_fail(w, kline, sub, "a header name is a token: letters, digits and !#$%%&'*+-.^_`|~");
         else if (!header_value_ok(hs[got - 1].value))
-            rc = fail(w, line_or(v, kline), sub, "expected a non-empty value without control characters");
+            rc = hs_yaml_fail(w, hs_yaml_line_or(v, kline), sub,
+                              "expected a non-empty value without control characters");
         else if (!strcasecmp(key, "Content-Type") || !strcasecmp(key, "Content-Length"))
-            rc = fail(w, kline, sub, "hestia sets this header itself");
+            rc = hs_yaml_fail(w, kline, sub, "hestia sets this header itself");
         if (rc)
             break;
     }
@@ -455,7 +358,7 @@ static int parse_headers(struct walk *w, struct fy_node *map, struct hs_alert_si
     return HS_OK;
 }
 
-static int parse_kind(struct walk *w, struct fy_node *v, const char *path, int line,
+static int parse_kind(const hs_yaml *w, struct fy_node *v, const char *path, int line,
                       enum hs_alert_sink_kind *out)
 {
     static const enum hs_alert_sink_kind all[] = {HS_ALERT_SINK_JSONL, HS_ALERT_SINK_SLACK,
@@ -471,10 +374,10 @@ static int parse_kind(struct walk *w, struct fy_node *v, const char *path, int l
             found = true;
         }
     hs_free(s);
-    return found ? HS_OK : fail(w, line, path, "expected jsonl, slack, pagerduty or webhook");
+    return found ? HS_OK : hs_yaml_fail(w, line, path, "expected jsonl, slack, pagerduty or webhook");
 }
 
-static int parse_sink(struct walk *w, struct fy_node *map, struct hs_alert_sink_config *s, const char *path,
+static int parse_sink(const hs_yaml *w, struct fy_node *map, struct hs_alert_sink_config *s, const char *path,
                       int line)
 {
     static const char known[] =
@@ -487,7 +390,7 @@ static int parse_sink(struct walk *w, struct fy_node *map, struct hs_alert_sink_
     while ((rc = next_pair(w, map, &it, path, line, key, sizeof key, &v, &kline)) == 1) {
         char sub[240];
         snprintf(sub, sizeof sub, "%.160s.%s", path, key);
-        int vline = line_or(v, kline);
+        int vline = hs_yaml_line_or(v, kline);
         if (!strcmp(key, "kind")) {
             rc = parse_kind(w, v, sub, vline, &s->kind);
             have_kind = true;
@@ -508,7 +411,7 @@ static int parse_sink(struct walk *w, struct fy_node *map, struct hs_alert_sink_
         } else if (!strcmp(key, "queue")) {
             rc = get_int(w, v, sub, vline, 1, SINK_QUEUE_MAX, &s->queue);
         } else {
-            rc = fail(w, kline, sub, "unknown key (known here: %s)", known);
+            rc = hs_yaml_fail(w, kline, sub, "unknown key (known here: %s)", known);
         }
         if (rc)
             return rc;
@@ -516,30 +419,19 @@ static int parse_sink(struct walk *w, struct fy_node *map, struct hs_alert_sink_
     if (rc < 0)
         return rc;
     if (!have_kind)
-        return fail(w, line, path, "a sink needs a kind (jsonl, slack, pagerduty or webhook)");
+        return hs_yaml_fail(w, line, path, "a sink needs a kind (jsonl, slack, pagerduty or webhook)");
     char msg[200];
     sink_problem(s, msg, sizeof msg);
-    return msg[0] ? fail(w, line, path, "%s", msg) : HS_OK;
+    return msg[0] ? hs_yaml_fail(w, line, path, "%s", msg) : HS_OK;
 }
 
-/* The line of a list item: its first key's. */
-static int item_line(struct fy_node *item, int dflt)
-{
-    if (item && fy_node_is_mapping(item) && fy_node_mapping_item_count(item) > 0) {
-        void *it = NULL;
-        struct fy_node_pair *p = fy_node_mapping_iterate(item, &it);
-        return line_or(p ? fy_node_pair_key(p) : NULL, dflt);
-    }
-    return line_or(item, dflt);
-}
-
-static int parse_sinks(struct walk *w, struct fy_node *seq, struct hs_alerts_config *t, const char *path,
+static int parse_sinks(const hs_yaml *w, struct fy_node *seq, struct hs_alerts_config *t, const char *path,
                        int line)
 {
-    if (plain_null(seq))
+    if (hs_yaml_plain_null(seq))
         return HS_OK; /* "sinks:" with nothing: none */
     if (!fy_node_is_sequence(seq))
-        return fail(w, line, path, "expected a list of sinks (lines starting with '-')");
+        return hs_yaml_fail(w, line, path, "expected a list of sinks (lines starting with '-')");
     int n = fy_node_sequence_item_count(seq);
     struct hs_alert_sink_config *sinks = n > 0 ? hs_calloc((size_t)n, sizeof *sinks) : NULL;
     if (n > 0 && !sinks)
@@ -550,20 +442,20 @@ static int parse_sinks(struct walk *w, struct fy_node *seq, struct hs_alerts_con
     while (i < n && (item = fy_node_sequence_iterate(seq, &it))) {
         char sub[200];
         snprintf(sub, sizeof sub, "%.160s[%d]", path, i);
-        int l = item_line(item, prev);
+        int l = hs_yaml_item_line(item, prev);
         prev = l;
         if (fy_node_is_alias(item) || !fy_node_is_mapping(item)) {
-            rc = fail(w, l, sub, "expected a mapping (kind: ..., url: ... or path: ...)");
+            rc = hs_yaml_fail(w, l, sub, "expected a mapping (kind: ..., url: ... or path: ...)");
             break;
         }
         rc = parse_sink(w, item, &sinks[i], sub, l);
         i++;
         for (int j = 0; !rc && j < i - 1; j++)
             if (!strcmp(sink_name(&sinks[j]), sink_name(&sinks[i - 1])))
-                rc = fail(w, l, sub, "the name '%s' is taken by %.160s[%d]; give each sink a name",
-                          sink_name(&sinks[i - 1]), path, j);
+                rc = hs_yaml_fail(w, l, sub, "the name '%s' is taken by %.160s[%d]; give each sink a name",
+                                  sink_name(&sinks[i - 1]), path, j);
         if (!rc && !strcmp(sink_name(&sinks[i - 1]), "store"))
-            rc = fail(w, l, sub, "the name 'store' belongs to the store's own sink");
+            rc = hs_yaml_fail(w, l, sub, "the name 'store' belongs to the store's own sink");
         if (rc)
             break;
     }
@@ -576,13 +468,14 @@ static int parse_sinks(struct walk *w, struct fy_node *seq, struct hs_alerts_con
     return HS_OK;
 }
 
-static int parse_throttle(struct walk *w, struct fy_node *map, struct hs_alerts_config *t, const char *path,
+static int parse_throttle(const hs_yaml *w, struct fy_node *map, struct hs_alerts_config *t, const char *path,
                           int line)
 {
-    if (plain_null(map))
+    if (hs_yaml_plain_null(map))
         return HS_OK;
     if (!fy_node_is_mapping(map))
-        return fail(w, line, path, "expected a mapping of alert types to seconds (high_latency: 600)");
+        return hs_yaml_fail(w, line, path,
+                            "expected a mapping of alert types to seconds (high_latency: 600)");
     int n = fy_node_mapping_item_count(map);
     struct hs_alert_throttle *ts = n > 0 ? hs_calloc((size_t)n, sizeof *ts) : NULL;
     if (n > 0 && !ts)
@@ -597,12 +490,12 @@ static int parse_throttle(struct walk *w, struct fy_node *map, struct hs_alerts_
         snprintf(sub, sizeof sub, "%.160s.%s", path, key);
         rc = HS_OK;
         if (!hs_alert_type_ok(key))
-            rc = fail(w, kline, sub, "an alert type is 1..%d of a-z 0-9 _ . -", HS_ALERT_TYPE_MAX);
+            rc = hs_yaml_fail(w, kline, sub, "an alert type is 1..%d of a-z 0-9 _ . -", HS_ALERT_TYPE_MAX);
         for (int j = 0; !rc && j < got; j++)
             if (!strcmp(ts[j].type, key))
-                rc = fail(w, kline, sub, "given twice");
+                rc = hs_yaml_fail(w, kline, sub, "given twice");
         if (!rc)
-            rc = get_int(w, v, sub, line_or(v, kline), 0, THROTTLE_S_MAX, &ts[got].seconds);
+            rc = get_int(w, v, sub, hs_yaml_line_or(v, kline), 0, THROTTLE_S_MAX, &ts[got].seconds);
         if (!rc && !(ts[got].type = hs_strdup(key)))
             rc = hs_err_set(w->err, HS_ENOMEM, "out of memory");
         if (rc)
@@ -624,14 +517,15 @@ struct pending {
     bool throttles_set, sinks_set, source_set;
 };
 
-static int parse_section(struct walk *w, struct fy_node *map, struct pending *p, int line)
+static int parse_section(const hs_yaml *w, struct fy_node *map, struct pending *p, int line)
 {
     static const char known[] =
         "throttle_s, throttle, retry_initial_ms, retry_max_ms, flush_timeout_ms, source, sinks";
-    if (plain_null(map))
+    if (hs_yaml_plain_null(map))
         return HS_OK;
     if (fy_node_is_alias(map) || !fy_node_is_mapping(map))
-        return fail(w, line_or(map, line), "alerts", "expected a mapping (throttle_s:, sinks:, ...)");
+        return hs_yaml_fail(w, hs_yaml_line_or(map, line), "alerts",
+                            "expected a mapping (throttle_s:, sinks:, ...)");
     void *it = NULL;
     char key[64];
     struct fy_node *v;
@@ -639,7 +533,7 @@ static int parse_section(struct walk *w, struct fy_node *map, struct pending *p,
     while ((rc = next_pair(w, map, &it, "alerts", line, key, sizeof key, &v, &kline)) == 1) {
         char sub[96];
         snprintf(sub, sizeof sub, "alerts.%s", key);
-        int vline = line_or(v, kline);
+        int vline = hs_yaml_line_or(v, kline);
         struct hs_alerts_config *t = &p->t;
         if (!strcmp(key, "throttle_s")) {
             rc = get_int(w, v, sub, vline, 0, THROTTLE_S_MAX, &t->throttle_s);
@@ -658,7 +552,7 @@ static int parse_section(struct walk *w, struct fy_node *map, struct pending *p,
         } else if (!strcmp(key, "source")) {
             rc = get_str(w, v, sub, vline, &t->source);
             if (!rc && t->source && (!t->source[0] || strlen(t->source) > SOURCE_MAX || has_ctl(t->source)))
-                rc = fail(w, vline, sub, "expected 1..%d printable characters", SOURCE_MAX);
+                rc = hs_yaml_fail(w, vline, sub, "expected 1..%d printable characters", SOURCE_MAX);
             p->source_set = true;
         } else if (!strcmp(key, "sinks")) {
             sinks_free(t->sinks, t->n_sinks);
@@ -667,7 +561,7 @@ static int parse_section(struct walk *w, struct fy_node *map, struct pending *p,
             rc = parse_sinks(w, v, t, sub, kline);
             p->sinks_set = true;
         } else {
-            rc = fail(w, kline, sub, "unknown key (known here: %s)", known);
+            rc = hs_yaml_fail(w, kline, sub, "unknown key (known here: %s)", known);
         }
         if (rc)
             return rc;
@@ -675,80 +569,9 @@ static int parse_section(struct walk *w, struct fy_node *map, struct pending *p,
     if (rc < 0)
         return rc;
     if (p->t.retry_max_ms < p->t.retry_initial_ms)
-        return fail(w, line, "alerts.retry_max_ms", "must be at least retry_initial_ms (%d)",
-                    p->t.retry_initial_ms);
+        return hs_yaml_fail(w, line, "alerts.retry_max_ms", "must be at least retry_initial_ms (%d)",
+                            p->t.retry_initial_ms);
     return HS_OK;
-}
-
-/* ---- guards before libfyaml (see the top of the file) ------------------------------ */
-
-/* YAML 1.2 (section 5.1) allows only printable Unicode: tab, LF, CR,
- * U+0020..U+007E, U+0085, U+00A0..U+D7FF, U+E000..U+FFFD and the planes above. */
-static int check_text(struct walk *w)
-{
-    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)w->text;
-    int line = 1;
-    for (size_t i = 0; i < w->len;) {
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(w->len - i), &cp);
-        if (k <= 0)
-            return hs_err_set(w->err, HS_EFORMAT, "%s:%d: not UTF-8 text (byte %zu)", w->name, line, i);
-        bool ok = cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
-                  (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) || cp >= 0x10000;
-        if (!ok)
-            return hs_err_set(w->err, HS_EFORMAT, "%s:%d: control character U+%04X is not allowed in YAML",
-                              w->name, line, (unsigned)cp);
-        line += cp == 0x0A;
-        i += (size_t)k;
-    }
-    return HS_OK;
-}
-
-/* A '?' followed by a blank that starts a node (first on its line or after
- * - { [ , :) is an explicit key. Quoted scalars and comments are skipped. */
-static int check_explicit_keys(struct walk *w)
-{
-    const char *t = w->text;
-    int line = 1;
-    char quote = 0, prev = '\n', last = '\n';
-    for (size_t i = 0; i < w->len; i++) {
-        char ch = t[i];
-        line += ch == '\n';
-        if (quote) {
-            if (quote == '"' && ch == '\\' && i + 1 < w->len)
-                i++;
-            else if (ch == quote && !(quote == '\'' && i + 1 < w->len && t[i + 1] == '\''))
-                quote = 0;
-            else if (ch == '\'' && quote == '\'')
-                i++;
-            last = ch;
-            continue;
-        }
-        bool at_node = strchr(" \t\n{[,", last) != NULL;
-        if (ch == '#' && at_node) {
-            while (i + 1 < w->len && t[i + 1] != '\n')
-                i++;
-            continue;
-        }
-        if ((ch == '"' || ch == '\'') && at_node)
-            quote = ch;
-        else if (ch == '?' && (i + 1 == w->len || strchr(" \t\n\r", t[i + 1])) && strchr("\n-{[,:", prev))
-            return hs_err_set(w->err, HS_EFORMAT,
-                              "%s:%d: explicit mapping keys ('? key') are not supported in the configuration",
-                              w->name, line);
-        if (ch != ' ' && ch != '\t' && ch != '\r')
-            prev = ch;
-        last = ch;
-    }
-    return HS_OK;
-}
-
-static void quiet(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag;
-    (void)user;
-    (void)buf;
-    (void)len;
 }
 
 /* ---- the entry point ----------------------------------------------------------------- */
@@ -756,36 +579,12 @@ static void quiet(struct fy_diag *diag, void *user, const char *buf, size_t len)
 int hs_alerts_config_parse(struct hs_alerts_config *c, const char *yaml_text, size_t len, const char *name,
                            hs_err *err)
 {
-    struct walk w = {name ? name : "config", err, yaml_text ? yaml_text : "", yaml_text ? len : 0};
-    int rc = check_text(&w);
-    if (!rc)
-        rc = check_explicit_keys(&w);
-    if (rc)
-        return rc;
-    struct fy_diag_cfg dc;
-    fy_diag_cfg_default(&dc);
-    dc.fp = NULL;
-    dc.output_fn = quiet;
-    dc.level = FYET_ERROR;
-    struct fy_diag *diag = fy_diag_create(&dc);
-    if (!diag)
-        return hs_err_set(err, HS_ENOMEM, "out of memory");
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pc;
-    memset(&pc, 0, sizeof pc);
-    pc.flags = FYPCF_QUIET;
-    pc.diag = diag;
-    struct fy_document *doc = w.len ? fy_document_build_from_string(&pc, w.text, w.len) : NULL;
-    if (!doc) {
-        void *it = NULL;
-        struct fy_diag_error *de = fy_diag_errors_iterate(diag, &it);
-        if (de)
-            rc = hs_err_set(err, HS_EFORMAT, "%s:%d:%d: %s", w.name, de->line, de->column,
-                            de->msg ? de->msg : "YAML syntax error");
-        /* otherwise blank, comments only: no alerts section */
-        fy_diag_destroy(diag);
-        return rc;
-    }
+    hs_yaml w = {name ? name : "config", yaml_text ? yaml_text : "", yaml_text ? len : 0, err,
+                 HS_YAML_SAY_CONFIG};
+    struct fy_document *doc;
+    int rc = hs_yaml_load(&doc, &w);
+    if (rc || !doc)
+        return rc; /* no document: blank, comments only, no alerts section */
     struct pending p = {.t = *c};
     p.t.throttles = NULL;
     p.t.n_throttles = 0;
@@ -793,27 +592,32 @@ int hs_alerts_config_parse(struct hs_alerts_config *c, const char *yaml_text, si
     p.t.n_sinks = 0;
     p.t.source = NULL;
     struct fy_node *root = fy_document_root(doc);
-    if (root && !plain_null(root)) {
+    if (root && !hs_yaml_plain_null(root)) {
         if (!fy_node_is_mapping(root)) {
-            rc = fail(&w, line_or(root, 1), "(top level)", "expected a mapping of sections (alerts:, ...)");
+            rc = hs_yaml_fail(&w, hs_yaml_line_or(root, 1), "(top level)",
+                              "expected a mapping of sections (alerts:, ...)");
         } else {
-            /* Other sections belong to the server's reader: their keys are
-               neither judged nor read here. */
+            /* Other sections belong to the server's reader: their values are
+               not read here. Their keys are read through hs_yaml_scalar, which
+               refuses the scalars libfyaml mis-reads (and leaks on: found by
+               fuzz_alerts_config) as the server's reader does. */
             void *it = NULL;
             struct fy_node_pair *pr;
             bool seen = false;
             while (!rc && (pr = fy_node_mapping_iterate(root, &it))) {
                 struct fy_node *k = fy_node_pair_key(pr), *v = fy_node_pair_value(pr);
                 size_t kl = 0;
-                const char *ks =
-                    k && fy_node_is_scalar(k) && !fy_node_is_alias(k) ? fy_node_get_scalar(k, &kl) : NULL;
-                if (!ks || kl != 6 || memcmp(ks, "alerts", 6) != 0)
+                const char *ks = NULL;
+                if (k && fy_node_is_scalar(k) && !fy_node_is_alias(k))
+                    rc = hs_yaml_scalar(&w, k, "(top level)", hs_yaml_line_or(k, 1), &ks, &kl);
+                if (rc || !ks || kl != 6 || memcmp(ks, "alerts", 6) != 0)
                     continue;
-                int kline = line_or(k, 1);
+                int kline = hs_yaml_line_or(k, 1);
                 if (seen)
-                    rc = fail(&w, kline, "alerts", "given twice");
+                    rc = hs_yaml_fail(&w, kline, "alerts", "given twice");
                 else if (v && fy_node_is_alias(v))
-                    rc = fail(&w, kline, "alerts", "YAML aliases are not supported; write the value out");
+                    rc = hs_yaml_fail(&w, kline, "alerts",
+                                      "YAML aliases are not supported; write the value out");
                 else
                     rc = parse_section(&w, v, &p, kline);
                 seen = true;
@@ -821,7 +625,6 @@ int hs_alerts_config_parse(struct hs_alerts_config *c, const char *yaml_text, si
         }
     }
     fy_document_destroy(doc);
-    fy_diag_destroy(diag);
     if (rc) {
         throttles_free(p.t.throttles, p.t.n_throttles);
         sinks_free(p.t.sinks, p.t.n_sinks);

@@ -1,6 +1,7 @@
 /* The `monitor:` and `drift:` sections of hestia.yaml (libfyaml's document
  * API), described by tables of fields like the server's own reader
- * (server/config.c), which this layer cannot include. Every error reads
+ * (server/config.c), which this layer cannot include; the YAML pieces both
+ * use are in base/yaml.h. Every error reads
  * "FILE:LINE: monitor.KEY: what is wrong" with the line of the offending key
  * or value; keys no table knows are errors, so a misspelt threshold is not
  * silently ignored. YAML aliases are refused. */
@@ -9,13 +10,12 @@
 
 #include "base/mem.h"
 #include "base/parse.h"
+#include "base/yaml.h"
 
 #include <libfyaml.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <utf8proc.h>
 
 void hs_monitor_config_default(struct hs_monitor_config *c)
 {
@@ -82,139 +82,53 @@ static const struct field drift_fields[] = {
 
 /* ---- the walk ---- */
 
-struct walk {
-    const char *name;
-    hs_err *err;
-};
-
-static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
-{
-    char msg[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        return hs_err_set(w->err, HS_EINVAL, "%s:%d: %s: %s", w->name, line, path, msg);
-    return hs_err_set(w->err, HS_EINVAL, "%s: %s: %s", w->name, path, msg);
-}
-
-/* 1-based line of a scalar node; 0 for a collection or none. */
-static int node_line(struct fy_node *n)
-{
-    if (!n || !fy_node_is_scalar(n))
-        return 0;
-    struct fy_token *t = fy_node_get_scalar_token(n);
-    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
-    return m ? m->line + 1 : 0;
-}
-
-static bool plain_null(struct fy_node *v)
-{
-    if (!v)
-        return true;
-    if (!fy_node_is_scalar(v) || fy_node_get_style(v) != FYNS_PLAIN)
-        return false;
-    size_t len;
-    const char *s = fy_node_get_scalar(v, &len);
-    return !s || len == 0 || (len == 1 && s[0] == '~') ||
-           (len == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
-}
-
-/* A plain scalar as a NUL-terminated string, for numbers and durations. */
-static bool plain_text(struct fy_node *v, char *buf, size_t cap)
-{
-    if (!v || !fy_node_is_scalar(v) || fy_node_get_style(v) != FYNS_PLAIN)
-        return false;
-    size_t len;
-    const char *s = fy_node_get_scalar(v, &len);
-    if (!s || len == 0 || len >= cap)
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = 0;
-    return true;
-}
-
-static int parse_mapping(struct walk *w, struct fy_node *map, const struct field *fields, char *base,
+static int parse_mapping(const hs_yaml *w, struct fy_node *map, const struct field *fields, char *base,
                          const char *path, int line);
 
-static int parse_value(struct walk *w, const struct field *f, struct fy_node *v, char *base, const char *path,
-                       int key_line)
+static int parse_value(const hs_yaml *w, const struct field *f, struct fy_node *v, char *base,
+                       const char *path, int key_line)
 {
-    int line = node_line(v) ? node_line(v) : key_line;
+    int line = hs_yaml_line(v) ? hs_yaml_line(v) : key_line;
     if (v && fy_node_is_alias(v))
-        return fail(w, line, path, "YAML aliases are not supported; write the value out");
+        return hs_yaml_fail(w, line, path, "YAML aliases are not supported; write the value out");
     char buf[64];
     switch (f->type) {
     case T_INT: {
         int64_t x;
-        if (!plain_text(v, buf, sizeof buf) ||
-            hs_parse_i64(buf, (int64_t)f->min, (int64_t)f->max, &x) != HS_OK)
-            return fail(w, line, path, "expected a whole number in %lld..%lld", (long long)f->min,
-                        (long long)f->max);
-        *(int *)(void *)(base + f->off) = (int)x;
-        return HS_OK;
+        int rc = hs_yaml_int(w, v, path, line, (int64_t)f->min, (int64_t)f->max, &x);
+        if (rc == HS_OK)
+            *(int *)(void *)(base + f->off) = (int)x;
+        return rc;
     }
-    case T_DOUBLE: {
-        double x;
-        if (!plain_text(v, buf, sizeof buf) || hs_parse_f64(buf, &x) != HS_OK || !(x >= f->min) ||
-            !(x <= f->max))
-            return fail(w, line, path, "expected a number in %g..%g", f->min, f->max);
-        *(double *)(void *)(base + f->off) = x;
-        return HS_OK;
-    }
+    case T_DOUBLE:
+        return hs_yaml_float(w, v, path, line, f->min, f->max, false, (double *)(void *)(base + f->off));
     case T_U64: {
         uint64_t x;
-        if (!plain_text(v, buf, sizeof buf) || hs_parse_u64(buf, &x) != HS_OK)
-            return fail(w, line, path, "expected a whole number >= 0");
+        if (!hs_yaml_plain_text(v, buf, sizeof buf) || hs_parse_u64(buf, &x) != HS_OK)
+            return hs_yaml_fail(w, line, path, "expected a whole number >= 0");
         *(uint64_t *)(void *)(base + f->off) = x;
         return HS_OK;
     }
     case T_DURATION: {
         int64_t ms;
-        if (!plain_text(v, buf, sizeof buf) || hs_drift_parse_every(buf, &ms) != HS_OK)
-            return fail(w, line, path, "expected a duration such as 45s, 30m, 12h, 7d or 2w (0 = never)");
+        if (!hs_yaml_plain_text(v, buf, sizeof buf) || hs_drift_parse_every(buf, &ms) != HS_OK)
+            return hs_yaml_fail(w, line, path,
+                                "expected a duration such as 45s, 30m, 12h, 7d or 2w (0 = never)");
         *(int64_t *)(void *)(base + f->off) = ms;
         return HS_OK;
     }
-    case T_STR: {
-        char **dst = (char **)(void *)(base + f->off);
-        if (plain_null(v)) {
-            hs_free(*dst);
-            *dst = NULL;
-            return HS_OK;
-        }
-        if (!fy_node_is_scalar(v))
-            return fail(w, line, path, "expected a string");
-        size_t len;
-        const char *s = fy_node_get_scalar(v, &len);
-        if (!s)
-            return fail(w, line, path, "unreadable value");
-        /* libfyaml 0.7.12 mis-reads some single-quoted '' escapes (see
-           server/config.c); a value that came out of one holds a quote */
-        if (fy_node_get_style(v) == FYNS_SINGLE_QUOTED && memchr(s, '\'', len))
-            return fail(w, line, path,
-                        "a single-quoted string with '' inside is not supported; use double quotes");
-        if (memchr(s, 0, len))
-            return fail(w, line, path, "expected a string without NUL bytes");
-        char *copy = hs_strndup(s, len);
-        if (!copy)
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
-        hs_free(*dst);
-        *dst = copy;
-        return HS_OK;
-    }
+    case T_STR:
+        /* the sections come as nodes without their text: hs_yaml_scalar
+           judges single-quoted values on what libfyaml read */
+        return hs_yaml_string(w, v, path, line, (char **)(void *)(base + f->off));
     case T_MAP:
-        if (plain_null(v))
+        if (hs_yaml_plain_null(v))
             return HS_OK;
         if (!fy_node_is_mapping(v))
-            return fail(w, line, path, "expected a mapping (key: value lines)");
+            return hs_yaml_fail(w, line, path, "expected a mapping (key: value lines)");
         return parse_mapping(w, v, f->sub, base, path, key_line);
     }
-    return fail(w, line, path, "internal: unknown field type");
+    return hs_yaml_fail(w, line, path, "internal: unknown field type");
 }
 
 static void known_keys(const struct field *fields, char *buf, size_t cap)
@@ -229,7 +143,7 @@ static void known_keys(const struct field *fields, char *buf, size_t cap)
     }
 }
 
-static int parse_mapping(struct walk *w, struct fy_node *map, const struct field *fields, char *base,
+static int parse_mapping(const hs_yaml *w, struct fy_node *map, const struct field *fields, char *base,
                          const char *path, int line)
 {
     void *it = NULL;
@@ -237,13 +151,13 @@ static int parse_mapping(struct walk *w, struct fy_node *map, const struct field
     while ((pair = fy_node_mapping_iterate(map, &it))) {
         struct fy_node *k = fy_node_pair_key(pair);
         struct fy_node *v = fy_node_pair_value(pair);
-        int kline = node_line(k) ? node_line(k) : line;
+        int kline = hs_yaml_line(k) ? hs_yaml_line(k) : line;
         if (!k || !fy_node_is_scalar(k) || fy_node_is_alias(k))
-            return fail(w, kline, path, "keys must be plain words");
+            return hs_yaml_fail(w, kline, path, "keys must be plain words");
         size_t klen = 0;
         const char *ks = fy_node_get_scalar(k, &klen);
         if (!ks)
-            return fail(w, kline, path, "unreadable key");
+            return hs_yaml_fail(w, kline, path, "unreadable key");
         const struct field *f = fields;
         while (f->key && !(strlen(f->key) == klen && memcmp(f->key, ks, klen) == 0))
             f++;
@@ -252,7 +166,7 @@ static int parse_mapping(struct walk *w, struct fy_node *map, const struct field
         if (!f->key) {
             char known[320];
             known_keys(fields, known, sizeof known);
-            return fail(w, kline, sub, "unknown key (known here: %s)", known);
+            return hs_yaml_fail(w, kline, sub, "unknown key (known here: %s)", known);
         }
         int rc = parse_value(w, f, v, base, sub, kline);
         if (rc != HS_OK)
@@ -264,14 +178,14 @@ static int parse_mapping(struct walk *w, struct fy_node *map, const struct field
 static int parse_section(struct fy_node *section, const struct field *fields, char *base, const char *path,
                          const char *name, int line, hs_err *err)
 {
-    struct walk w = {name ? name : "config", err};
+    hs_yaml w = {name ? name : "config", NULL, 0, err, HS_YAML_SAY_CONFIG};
     if (section && fy_node_is_alias(section))
-        return fail(&w, line, path, "YAML aliases are not supported; write the value out");
-    if (plain_null(section))
+        return hs_yaml_fail(&w, line, path, "YAML aliases are not supported; write the value out");
+    if (hs_yaml_plain_null(section))
         return HS_OK;
     if (!fy_node_is_mapping(section))
-        return fail(&w, node_line(section) ? node_line(section) : line, path,
-                    "expected a mapping (key: value lines)");
+        return hs_yaml_fail(&w, hs_yaml_line(section) ? hs_yaml_line(section) : line, path,
+                            "expected a mapping (key: value lines)");
     return parse_mapping(&w, section, fields, base, path, line);
 }
 
@@ -289,118 +203,19 @@ int hs_drift_config_parse_node(struct hs_drift_config *dc, struct fy_node *secti
 
 /* ---- the whole file ---- */
 
-/* YAML allows only printable Unicode (YAML 1.2, 5.1); libfyaml 0.7.12 also
- * loops forever on some invalid UTF-8, so the text is checked first. */
-static int check_text(const char *name, const char *text, size_t len, hs_err *err)
-{
-    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)text;
-    int line = 1;
-    for (size_t i = 0; i < len;) {
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(len - i), &cp);
-        if (k <= 0)
-            return hs_err_set(err, HS_EFORMAT, "%s:%d: not UTF-8 text (byte %zu)", name, line, i);
-        bool ok = cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
-                  (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) || cp >= 0x10000;
-        if (!ok)
-            return hs_err_set(err, HS_EFORMAT, "%s:%d: control character U+%04X is not allowed in YAML", name,
-                              line, (unsigned)cp);
-        if (cp == 0x0A)
-            line++;
-        i += (size_t)k;
-    }
-    return HS_OK;
-}
-
-/* Explicit keys ("? key") are refused before libfyaml sees them: a
- * configuration never needs one and libfyaml 0.7.12 crashes on some. A '?'
- * followed by a blank or a line end is the indicator when it starts a node
- * (first on a line, or after '-', '{', '[', ',' or ':'); quoted scalars and
- * comments are skipped. */
-static int check_explicit_keys(const char *name, const char *text, size_t len, hs_err *err)
-{
-    int line = 1;
-    char quote = 0, prev = '\n', last = '\n';
-    for (size_t i = 0; i < len; i++) {
-        char ch = text[i];
-        if (ch == '\n')
-            line++;
-        if (quote) {
-            if (quote == '"' && ch == '\\' && i + 1 < len)
-                i++;
-            else if (ch == quote && !(quote == '\'' && i + 1 < len && text[i + 1] == '\''))
-                quote = 0;
-            else if (ch == '\'' && quote == '\'')
-                i++;
-            last = ch;
-            continue;
-        }
-        bool starts =
-            last == ' ' || last == '\t' || last == '\n' || last == '{' || last == '[' || last == ',';
-        if (ch == '#' && starts) {
-            while (i + 1 < len && text[i + 1] != '\n')
-                i++;
-            continue;
-        }
-        if ((ch == '"' || ch == '\'') && starts)
-            quote = ch;
-        else if (ch == '?' && (i + 1 == len || strchr(" \t\r\n", text[i + 1])) && strchr("\n-{[,:", prev))
-            return hs_err_set(err, HS_EFORMAT,
-                              "%s:%d: explicit mapping keys ('? key') are not supported in the configuration",
-                              name, line);
-        if (ch != ' ' && ch != '\t' && ch != '\r')
-            prev = ch;
-        last = ch;
-    }
-    return HS_OK;
-}
-
-static void quiet_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag;
-    (void)user;
-    (void)buf;
-    (void)len;
-}
-
 int hs_monitor_config_parse(struct hs_monitor_config *mc, struct hs_drift_config *dc, const char *text,
                             size_t len, const char *name, hs_err *err)
 {
     name = name ? name : "config";
-    int rc = check_text(name, text, len, err);
-    if (rc == HS_OK)
-        rc = check_explicit_keys(name, text, len, err);
-    if (rc != HS_OK)
-        return rc;
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = quiet_output;
-    dcfg.level = FYET_ERROR;
-    struct fy_diag *diag = fy_diag_create(&dcfg);
-    if (!diag)
-        return hs_err_set(err, HS_ENOMEM, "out of memory");
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pc;
-    memset(&pc, 0, sizeof pc);
-    pc.flags = FYPCF_QUIET;
-    pc.diag = diag;
-    struct fy_document *doc = len ? fy_document_build_from_string(&pc, text, len) : NULL;
-    if (!doc) {
-        void *it = NULL;
-        struct fy_diag_error *de = fy_diag_errors_iterate(diag, &it);
-        if (de)
-            rc = hs_err_set(err, HS_EFORMAT, "%s:%d:%d: %s", name, de->line, de->column,
-                            de->msg ? de->msg : "YAML syntax error");
-        fy_diag_destroy(diag);
+    hs_yaml y = {name, text, len, err, HS_YAML_SAY_CONFIG};
+    struct fy_document *doc;
+    int rc = hs_yaml_load(&doc, &y);
+    if (rc != HS_OK || !doc)
         return rc; /* no document and no error: an empty or comment-only file */
-    }
     struct fy_node *root = fy_document_root(doc);
-    if (root && !plain_null(root)) {
+    if (root && !hs_yaml_plain_null(root)) {
         if (!fy_node_is_mapping(root)) {
-            struct walk w = {name, err};
-            rc = fail(&w, node_line(root) ? node_line(root) : 1, "(top level)",
-                      "expected a mapping of sections");
+            rc = hs_yaml_fail(&y, hs_yaml_line_or(root, 1), "(top level)", "expected a mapping of sections");
         } else {
             void *it = NULL;
             struct fy_node_pair *pair;
@@ -410,7 +225,7 @@ int hs_monitor_config_parse(struct hs_monitor_config *mc, struct hs_drift_config
                 const char *ks = k && fy_node_is_scalar(k) ? fy_node_get_scalar(k, &klen) : NULL;
                 if (!ks)
                     continue; /* the server's reader reports odd keys */
-                int kline = node_line(k);
+                int kline = hs_yaml_line(k);
                 if (mc && klen == 7 && !memcmp(ks, "monitor", 7))
                     rc = parse_section(fy_node_pair_value(pair), monitor_fields, (char *)mc, "monitor", name,
                                        kline, err);
@@ -421,6 +236,5 @@ int hs_monitor_config_parse(struct hs_monitor_config *mc, struct hs_drift_config
         }
     }
     fy_document_destroy(doc);
-    fy_diag_destroy(diag);
     return rc;
 }

@@ -12,129 +12,46 @@
  * with the same care as the server's: the text must be UTF-8 without
  * control characters, and YAML aliases, explicit keys ("? key") and
  * single-quoted strings with '' inside are refused, because libfyaml 0.7.12
- * mishandles some of them (see server/config.c, where fuzzing found it). */
+ * mishandles some of them (base/yaml.h holds those guards; fuzzing the
+ * server's config found them). */
 #include "ops/safety_impl.h"
 
 #include "base/mem.h"
 #include "base/parse.h"
+#include "base/yaml.h"
 
 #include <libfyaml.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <utf8proc.h>
-
-struct walk {
-    const char *name;
-    const char *text;
-    size_t len;
-    hs_err *err;
-};
-
-static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(struct walk *w, int line, const char *path, const char *fmt, ...)
-{
-    char msg[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        return hs_err_set(w->err, HS_EINVAL, "%s:%d: %s: %s", w->name, line, path, msg);
-    return hs_err_set(w->err, HS_EINVAL, "%s: %s: %s", w->name, path, msg);
-}
-
-static int node_line(struct fy_node *n)
-{
-    if (!n || !fy_node_is_scalar(n))
-        return 0;
-    struct fy_token *t = fy_node_get_scalar_token(n);
-    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
-    return m ? m->line + 1 : 0;
-}
 
 /* The line of a collection: that of its first scalar, else dflt. */
 static int first_line(struct fy_node *n, int dflt)
 {
-    if (n && fy_node_is_mapping(n)) {
-        void *it = NULL;
-        struct fy_node_pair *p = fy_node_mapping_iterate(n, &it);
-        int l = p ? node_line(fy_node_pair_key(p)) : 0;
-        return l ? l : dflt;
-    }
     if (n && fy_node_is_sequence(n)) {
         void *it = NULL;
         struct fy_node *x = fy_node_sequence_iterate(n, &it);
         int l = x ? first_line(x, 0) : 0;
         return l ? l : dflt;
     }
-    return node_line(n) ? node_line(n) : dflt;
+    return hs_yaml_item_line(n, dflt);
 }
 
-static bool plain_null(struct fy_node *v)
-{
-    if (!v)
-        return true;
-    if (!fy_node_is_scalar(v) || fy_node_get_style(v) != FYNS_PLAIN)
-        return false;
-    size_t len;
-    const char *s = fy_node_get_scalar(v, &len);
-    return !s || len == 0 || (len == 1 && s[0] == '~') ||
-           (len == 4 &&
-            (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 || memcmp(s, "NULL", 4) == 0));
-}
-
-/* A scalar's text; single-quoted strings with '' are refused (libfyaml bug). */
-static int scalar(struct walk *w, struct fy_node *n, const char *path, int line, const char **s, size_t *len)
+/* A scalar's text; aliases are refused first. */
+static int scalar(const hs_yaml *w, struct fy_node *n, const char *path, int line, const char **s,
+                  size_t *len)
 {
     if (fy_node_is_alias(n))
-        return fail(w, line, path, "YAML aliases are not supported; write the value out");
-    if (fy_node_get_style(n) == FYNS_SINGLE_QUOTED) {
-        struct fy_token *t = fy_node_get_scalar_token(n);
-        const struct fy_mark *a = t ? fy_token_start_mark(t) : NULL;
-        const struct fy_mark *b = t ? fy_token_end_mark(t) : NULL;
-        if (!a || !b || a->input_pos >= b->input_pos || b->input_pos > w->len)
-            return fail(w, line, path, "unreadable quoted string");
-        const char *raw = w->text + a->input_pos + 1;
-        size_t rlen = b->input_pos - a->input_pos;
-        rlen = rlen >= 2 ? rlen - 2 : 0;
-        if (memmem(raw, rlen, "''", 2))
-            return fail(w, line, path,
-                        "a single-quoted string with '' inside is not supported; use double quotes");
-    }
-    *s = fy_node_get_scalar(n, len);
-    if (!*s)
-        return fail(w, line, path, "unreadable value");
-    return HS_OK;
+        return hs_yaml_fail(w, line, path, "YAML aliases are not supported; write the value out");
+    return hs_yaml_scalar(w, n, path, line, s, len);
 }
 
-static int get_number(struct walk *w, struct fy_node *v, const char *path, int line, double lo, double hi,
-                      bool lo_open, double *out)
-{
-    char buf[64];
-    size_t len;
-    const char *s;
-    if (!v || !fy_node_is_scalar(v) || fy_node_is_alias(v) || fy_node_get_style(v) != FYNS_PLAIN ||
-        !(s = fy_node_get_scalar(v, &len)) || len == 0 || len >= sizeof(buf))
-        return fail(w, line, path, "expected a number in %s%g..%g", lo_open ? "(" : "", lo, hi);
-    memcpy(buf, s, len);
-    buf[len] = 0;
-    double x;
-    if (hs_parse_f64(buf, &x) != HS_OK || !(lo_open ? x > lo : x >= lo) || !(x <= hi))
-        return fail(w, line, path, "expected a number in %s%g..%g", lo_open ? "(" : "", lo, hi);
-    *out = x;
-    return HS_OK;
-}
-
-static int get_list(struct walk *w, struct fy_node *v, const char *path, int line, struct hs_sfy_list *out)
+static int get_list(const hs_yaml *w, struct fy_node *v, const char *path, int line, struct hs_sfy_list *out)
 {
     hs_sfy_list_free(out);
-    if (plain_null(v))
+    if (hs_yaml_plain_null(v))
         return HS_OK;
     if (!fy_node_is_sequence(v) || fy_node_is_alias(v))
-        return fail(w, line, path, "expected a list of strings ([a, b] or lines starting with '-')");
+        return hs_yaml_fail(w, line, path, "expected a list of strings ([a, b] or lines starting with '-')");
     int n = fy_node_sequence_item_count(v);
     if (n <= 0)
         return HS_OK;
@@ -150,17 +67,17 @@ static int get_list(struct walk *w, struct fy_node *v, const char *path, int lin
     while (out->n < n && (x = fy_node_sequence_iterate(v, &it))) {
         char sub[200];
         snprintf(sub, sizeof(sub), "%.160s[%d]", path, out->n);
-        int l = node_line(x) ? node_line(x) : prev;
+        int l = hs_yaml_line(x) ? hs_yaml_line(x) : prev;
         prev = l;
         size_t len;
         const char *s;
-        if (!fy_node_is_scalar(x) || plain_null(x))
-            return fail(w, l, sub, "expected a non-empty string");
+        if (!fy_node_is_scalar(x) || hs_yaml_plain_null(x))
+            return hs_yaml_fail(w, l, sub, "expected a non-empty string");
         int rc = scalar(w, x, sub, l, &s, &len);
         if (rc != HS_OK)
             return rc;
         if (len == 0 || memchr(s, 0, len))
-            return fail(w, l, sub, "expected a non-empty string without NUL bytes");
+            return hs_yaml_fail(w, l, sub, "expected a non-empty string without NUL bytes");
         out->items[out->n] = hs_strndup(s, len);
         if (!out->items[out->n])
             return hs_err_set(w->err, HS_ENOMEM, "out of memory");
@@ -170,14 +87,14 @@ static int get_list(struct walk *w, struct fy_node *v, const char *path, int lin
 }
 
 /* Which key of a mapping this is; fails naming the known ones. */
-static int key_of(struct walk *w, struct fy_node_pair *p, const char *path, int dflt_line,
+static int key_of(const hs_yaml *w, struct fy_node_pair *p, const char *path, int dflt_line,
                   const char *const *known, int *which, int *line, char *sub, size_t sub_cap)
 {
     struct fy_node *k = fy_node_pair_key(p);
-    *line = node_line(k) ? node_line(k) : dflt_line;
+    *line = hs_yaml_line(k) ? hs_yaml_line(k) : dflt_line;
     const char *where = path[0] ? path : "(top level)";
     if (!k || !fy_node_is_scalar(k) || fy_node_is_alias(k))
-        return fail(w, *line, where, "keys must be plain words");
+        return hs_yaml_fail(w, *line, where, "keys must be plain words");
     size_t len;
     const char *s;
     int rc = scalar(w, k, where, *line, &s, &len);
@@ -194,7 +111,7 @@ static int key_of(struct walk *w, struct fy_node_pair *p, const char *path, int 
         size_t o = strlen(list);
         snprintf(list + o, sizeof(list) - o, "%s%s", i ? ", " : "", known[i]);
     }
-    return fail(w, *line, sub, "unknown key (known here: %s)", list);
+    return hs_yaml_fail(w, *line, sub, "unknown key (known here: %s)", list);
 }
 
 static const char *const root_keys[] = {"confidence", "hazmat", "unsafe_recommendation", "overconfident",
@@ -205,13 +122,13 @@ static const char *const hazmat_keys[] = {"table",      "tolerance",   "window",
 static const char *const unsafe_keys[] = {"phrases", "patterns", "negations", NULL};
 static const char *const over_keys[] = {"below", "words", NULL};
 
-static int section(struct walk *w, hs_safety *s, int sec, struct fy_node *map, const char *path, int line)
+static int section(const hs_yaml *w, hs_safety *s, int sec, struct fy_node *map, const char *path, int line)
 {
     static const char *const *const keys[] = {conf_keys, hazmat_keys, unsafe_keys, over_keys};
-    if (plain_null(map))
+    if (hs_yaml_plain_null(map))
         return HS_OK;
     if (!fy_node_is_mapping(map) || fy_node_is_alias(map))
-        return fail(w, line, path, "expected a mapping (key: value lines)");
+        return hs_yaml_fail(w, line, path, "expected a mapping (key: value lines)");
     void *it = NULL;
     struct fy_node_pair *p;
     while ((p = fy_node_mapping_iterate(map, &it))) {
@@ -223,36 +140,37 @@ static int section(struct walk *w, hs_safety *s, int sec, struct fy_node *map, c
         struct fy_node *v = fy_node_pair_value(p);
         int vl = first_line(v, kl);
         if (v && fy_node_is_alias(v))
-            return fail(w, vl, sub, "YAML aliases are not supported; write the value out");
+            return hs_yaml_fail(w, vl, sub, "YAML aliases are not supported; write the value out");
         double x;
         switch (sec * 10 + which) {
         case 0: /* confidence.low_prob */
-            rc = get_number(w, v, sub, vl, 0, 1, true, &s->low_prob);
+            rc = hs_yaml_float(w, v, sub, vl, 0, 1, true, &s->low_prob);
             break;
         case 10: { /* hazmat.table */
             hs_free(s->table_path);
             s->table_path = NULL;
             s->table_line = vl;
-            if (plain_null(v))
+            if (hs_yaml_plain_null(v))
                 break;
             size_t len;
             const char *t;
             if (!fy_node_is_scalar(v))
-                return fail(w, vl, sub, "expected the path of a CSV file, or null to switch the check off");
+                return hs_yaml_fail(w, vl, sub,
+                                    "expected the path of a CSV file, or null to switch the check off");
             rc = scalar(w, v, sub, vl, &t, &len);
             if (rc == HS_OK && memchr(t, 0, len))
-                rc = fail(w, vl, sub, "expected a path without NUL bytes");
+                rc = hs_yaml_fail(w, vl, sub, "expected a path without NUL bytes");
             if (rc == HS_OK && len && !(s->table_path = hs_strndup(t, len)))
                 rc = hs_err_set(w->err, HS_ENOMEM, "out of memory");
             break;
         }
         case 11:
-            rc = get_number(w, v, sub, vl, 0, 1, false, &s->tolerance);
+            rc = hs_yaml_float(w, v, sub, vl, 0, 1, false, &s->tolerance);
             break;
         case 12:
-            rc = get_number(w, v, sub, vl, 1, 10000, false, &x);
+            rc = hs_yaml_float(w, v, sub, vl, 1, 10000, false, &x);
             if (rc == HS_OK && x != (double)(int)x)
-                rc = fail(w, vl, sub, "expected a whole number of characters");
+                rc = hs_yaml_fail(w, vl, sub, "expected a whole number of characters");
             s->window = (int)x;
             break;
         case 13:
@@ -274,7 +192,7 @@ static int section(struct walk *w, hs_safety *s, int sec, struct fy_node *map, c
             rc = get_list(w, v, sub, vl, &s->negations);
             break;
         case 30:
-            rc = get_number(w, v, sub, vl, 0, 1, false, &s->below);
+            rc = hs_yaml_float(w, v, sub, vl, 0, 1, false, &s->below);
             break;
         case 31:
             rc = get_list(w, v, sub, vl, &s->words);
@@ -286,115 +204,18 @@ static int section(struct walk *w, hs_safety *s, int sec, struct fy_node *map, c
     return HS_OK;
 }
 
-/* YAML 1.2 allows only printable Unicode (section 5.1); libfyaml 0.7.12
- * loops on some invalid UTF-8, so this comes first. */
-static int check_text(struct walk *w)
+static int parse_yaml(const hs_yaml *w, hs_safety *s)
 {
-    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)w->text;
-    int line = 1;
-    for (size_t i = 0; i < w->len;) {
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(w->len - i), &cp);
-        if (k <= 0)
-            return hs_err_set(w->err, HS_EFORMAT, "%s:%d: not UTF-8 text (byte %zu)", w->name, line, i);
-        bool ok = cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
-                  (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) || cp >= 0x10000;
-        if (!ok)
-            return hs_err_set(w->err, HS_EFORMAT, "%s:%d: control character U+%04X is not allowed in YAML",
-                              w->name, line, (unsigned)cp);
-        if (cp == 0x0A)
-            line++;
-        i += (size_t)k;
-    }
-    return HS_OK;
-}
-
-/* Explicit keys ("? key") are refused before libfyaml sees them (it writes
- * through NULL on some). A '?' is that indicator when a blank or the line
- * end follows and it starts a node; quoted text and comments are skipped. */
-static int check_explicit_keys(struct walk *w)
-{
-    const char *t = w->text;
-    int line = 1;
-    char quote = 0, prev = '\n', last = '\n';
-    for (size_t i = 0; i < w->len; i++) {
-        char ch = t[i];
-        if (ch == '\n')
-            line++;
-        if (quote) {
-            if (quote == '"' && ch == '\\' && i + 1 < w->len)
-                i++;
-            else if (ch == quote && !(quote == '\'' && i + 1 < w->len && t[i + 1] == '\''))
-                quote = 0;
-            else if (ch == '\'' && quote == '\'')
-                i++;
-            last = ch;
-            continue;
-        }
-        bool starts =
-            last == ' ' || last == '\t' || last == '\n' || last == '{' || last == '[' || last == ',';
-        if (ch == '#' && starts) {
-            while (i + 1 < w->len && t[i + 1] != '\n')
-                i++;
-            continue;
-        }
-        if ((ch == '"' || ch == '\'') && starts)
-            quote = ch;
-        else if (ch == '?' && (i + 1 == w->len || strchr(" \t\n\r", t[i + 1])) && strchr("\n-{[,:", prev))
-            return hs_err_set(w->err, HS_EFORMAT, "%s:%d: explicit mapping keys ('? key') are not supported",
-                              w->name, line);
-        if (ch != ' ' && ch != '\t' && ch != '\r')
-            prev = ch;
-        last = ch;
-    }
-    return HS_OK;
-}
-
-static void quiet(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag;
-    (void)user;
-    (void)buf;
-    (void)len;
-}
-
-static int parse_yaml(struct walk *w, hs_safety *s)
-{
-    int rc = check_text(w);
-    if (rc == HS_OK)
-        rc = check_explicit_keys(w);
-    if (rc != HS_OK)
-        return rc;
-    struct fy_diag_cfg dc;
-    fy_diag_cfg_default(&dc);
-    dc.fp = NULL;
-    dc.output_fn = quiet;
-    dc.level = FYET_ERROR;
-    struct fy_diag *diag = fy_diag_create(&dc);
-    if (!diag)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pc;
-    memset(&pc, 0, sizeof(pc));
-    pc.flags = FYPCF_QUIET;
-    pc.diag = diag;
-    struct fy_document *doc = w->len ? fy_document_build_from_string(&pc, w->text, w->len) : NULL;
-    if (!doc) {
-        void *it = NULL;
-        struct fy_diag_error *de = fy_diag_errors_iterate(diag, &it);
-        if (de)
-            rc = hs_err_set(w->err, HS_EFORMAT, "%s:%d:%d: %s", w->name, de->line, de->column,
-                            de->msg ? de->msg : "YAML syntax error");
-        /* else: nothing but comments and blanks: every default stands */
-        fy_diag_destroy(diag);
-        return rc;
-    }
+    struct fy_document *doc;
+    int rc = hs_yaml_load(&doc, w);
+    if (rc != HS_OK || !doc)
+        return rc; /* no document: nothing but comments and blanks, every default stands */
     struct fy_node *root = fy_document_root(doc);
-    if (root && !plain_null(root)) {
+    if (root && !hs_yaml_plain_null(root)) {
         if (!fy_node_is_mapping(root)) {
-            rc = fail(w, first_line(root, 1), "(top level)",
-                      "expected a mapping of sections (confidence:, hazmat:, unsafe_recommendation:, "
-                      "overconfident:)");
+            rc = hs_yaml_fail(w, first_line(root, 1), "(top level)",
+                              "expected a mapping of sections (confidence:, hazmat:, unsafe_recommendation:, "
+                              "overconfident:)");
         } else {
             void *it = NULL;
             struct fy_node_pair *p;
@@ -408,7 +229,6 @@ static int parse_yaml(struct walk *w, hs_safety *s)
         }
     }
     fy_document_destroy(doc);
-    fy_diag_destroy(diag);
     return rc;
 }
 
@@ -437,7 +257,7 @@ int hs_safety_parse(const char *text, size_t len, const char *name, hs_safety **
     pcre2_set_depth_limit(s->mctx, 5000);
     pcre2_set_heap_limit(s->mctx, 20000); /* KiB */
 
-    struct walk w = {s->name, text ? text : "", len, err};
+    hs_yaml w = {s->name, text ? text : "", len, err, 0};
     int rc = parse_yaml(&w, s);
     if (rc == HS_OK && s->table_path) {
         rc = hs_sfy_hazmat_load(s, err);

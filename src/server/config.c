@@ -18,8 +18,6 @@
 #include "base/parse.h"
 
 #include <libfyaml.h>
-#include <utf8proc.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -192,159 +190,50 @@ static const struct hs_cfg_field root_fields[] = {
 
 /* --- the walk --- */
 
-/* 1-based line of a node, or 0 when it has no token of its own (an empty
- * value, a collection): the caller then uses the key's line. */
-int hs_cfg_node_line(struct fy_node *n)
-{
-    if (!n || !fy_node_is_scalar(n))
-        return 0;
-    struct fy_token *t = fy_node_get_scalar_token(n);
-    const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
-    return m ? m->line + 1 : 0;
-}
-
-/* The text of a scalar node. libfyaml 0.7.12 mis-reads some single-quoted
- * scalars with '' escapes (a run of them followed by text comes back wrong,
- * and some leak memory; found by fuzz_config), so those are refused, judged
- * on the raw source between the token's marks. */
-int hs_cfg_scalar(struct hs_cfg_walk *w, struct fy_node *n, const char *path, int line, const char **s,
-                  size_t *len)
-{
-    if (fy_node_get_style(n) == FYNS_SINGLE_QUOTED) {
-        struct fy_token *t = fy_node_get_scalar_token(n);
-        const struct fy_mark *a = t ? fy_token_start_mark(t) : NULL;
-        const struct fy_mark *b = t ? fy_token_end_mark(t) : NULL;
-        if (!a || !b || a->input_pos >= b->input_pos || b->input_pos > w->len)
-            return hs_cfg_fail(w, line, path, "unreadable quoted string");
-        /* inside the outer quotes */
-        const char *raw = w->text + a->input_pos + 1;
-        size_t rlen = b->input_pos - a->input_pos;
-        rlen = rlen >= 2 ? rlen - 2 : 0;
-        if (memmem(raw, rlen, "''", 2))
-            return hs_cfg_fail(w, line, path,
-                               "a single-quoted string with '' inside is not supported; use double quotes "
-                               "(\"it's\")");
-    }
-    *s = fy_node_get_scalar(n, len);
-    if (!*s)
-        return hs_cfg_fail(w, line, path, "unreadable value");
-    return HS_OK;
-}
-
-int hs_cfg_fail(struct hs_cfg_walk *w, int line, const char *path, const char *fmt, ...)
-{
-    char msg[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        return hs_err_set(w->err, HS_EINVAL, "%s:%d: %s: %s", w->name, line, path, msg);
-    return hs_err_set(w->err, HS_EINVAL, "%s: %s: %s", w->name, path, msg);
-}
-
-bool hs_cfg_plain_null(struct fy_node *v)
-{
-    if (!v)
-        return true;
-    if (!fy_node_is_scalar(v) || fy_node_get_style(v) != FYNS_PLAIN)
-        return false;
-    size_t len;
-    const char *s = fy_node_get_scalar(v, &len);
-    if (!s || len == 0)
-        return true;
-    return (len == 1 && s[0] == '~') ||
-           (len == 4 &&
-            (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 || memcmp(s, "NULL", 4) == 0));
-}
-
-/* A plain scalar as a NUL-terminated string in buf, for numbers and booleans. */
-bool hs_cfg_plain_text(struct fy_node *v, char *buf, size_t cap)
-{
-    if (!v || !fy_node_is_scalar(v) || fy_node_get_style(v) != FYNS_PLAIN)
-        return false;
-    size_t len;
-    const char *s = fy_node_get_scalar(v, &len);
-    if (!s || len == 0 || len >= cap)
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = 0;
-    return true;
-}
+/* The server's wording of the shared refusals, and a text that holds no
+ * document must be blank. */
+#define CFG_YAML (HS_YAML_SAY_CONFIG | HS_YAML_SAY_EXAMPLE | HS_YAML_NEED_BLANK)
 
 static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line);
 
 static int parse_value(struct hs_cfg_walk *w, const struct hs_cfg_field *f, struct fy_node *v, char *base,
                        const char *path, int key_line)
 {
-    int line = hs_cfg_node_line(v) ? hs_cfg_node_line(v) : key_line;
+    int line = hs_yaml_line(v) ? hs_yaml_line(v) : key_line;
     if (v && fy_node_is_alias(v))
-        return hs_cfg_fail(w, line, path, "YAML aliases are not supported; write the value out");
-    char buf[64];
+        return hs_yaml_fail(&w->y, line, path, "YAML aliases are not supported; write the value out");
     switch (f->type) {
     case F_SAFETY_RULES:
         w->c->safety_rules_set = true;
         /* fall through - the path itself is a string */
-    case F_STR: {
-        char **dst = (char **)(base + f->off);
-        if (hs_cfg_plain_null(v))
-            return hs_serve_config_set_str(dst, NULL);
-        if (!fy_node_is_scalar(v))
-            return hs_cfg_fail(w, line, path, "expected a string");
-        size_t len;
-        const char *s;
-        int rc = hs_cfg_scalar(w, v, path, line, &s, &len);
-        if (rc != HS_OK)
-            return rc;
-        if (memchr(s, 0, len))
-            return hs_cfg_fail(w, line, path, "expected a string without NUL bytes");
-        char *copy = hs_strndup(s, len);
-        if (!copy)
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
-        hs_free(*dst);
-        *dst = copy;
-        return HS_OK;
-    }
+    case F_STR:
+        return hs_yaml_string(&w->y, v, path, line, (char **)(base + f->off));
     case F_INT:
     case F_SIZE: {
         int64_t x;
-        if (!hs_cfg_plain_text(v, buf, sizeof(buf)) ||
-            hs_parse_i64(buf, (int64_t)f->min, (int64_t)f->max, &x) != HS_OK)
-            return hs_cfg_fail(w, line, path, "expected an integer in %lld..%lld", (long long)f->min,
-                               (long long)f->max);
+        if (!hs_yaml_read_i64(v, (int64_t)f->min, (int64_t)f->max, &x))
+            return hs_yaml_fail(&w->y, line, path, "expected an integer in %lld..%lld", (long long)f->min,
+                                (long long)f->max);
         if (f->type == F_INT)
             *(int *)(base + f->off) = (int)x;
         else
             *(size_t *)(base + f->off) = (size_t)x;
         return HS_OK;
     }
-    case F_BOOL: {
-        bool *dst = (bool *)(base + f->off);
-        if (hs_cfg_plain_text(v, buf, sizeof(buf)) &&
-            (strcmp(buf, "true") == 0 || strcmp(buf, "True") == 0 || strcmp(buf, "TRUE") == 0)) {
-            *dst = true;
-            return HS_OK;
-        }
-        if (hs_cfg_plain_text(v, buf, sizeof(buf)) &&
-            (strcmp(buf, "false") == 0 || strcmp(buf, "False") == 0 || strcmp(buf, "FALSE") == 0)) {
-            *dst = false;
-            return HS_OK;
-        }
-        return hs_cfg_fail(w, line, path, "expected true or false");
-    }
+    case F_BOOL:
+        return hs_yaml_bool(&w->y, v, path, line, (bool *)(base + f->off));
     case F_FLOAT: {
         double x;
-        if (!hs_cfg_plain_text(v, buf, sizeof(buf)) || hs_parse_f64(buf, &x) != HS_OK || !(x >= f->min) ||
-            !(x <= f->max))
-            return hs_cfg_fail(w, line, path, "expected a number in %g..%g", f->min, f->max);
+        if (!hs_yaml_read_f64(v, f->min, f->max, &x))
+            return hs_yaml_fail(&w->y, line, path, "expected a number in %g..%g", f->min, f->max);
         *(float *)(base + f->off) = (float)x;
         return HS_OK;
     }
     case F_MAP:
-        if (hs_cfg_plain_null(v)) /* "store:" with nothing under it */
+        if (hs_yaml_plain_null(v)) /* "store:" with nothing under it */
             return HS_OK;
         if (!fy_node_is_mapping(v))
-            return hs_cfg_fail(w, line, path, "expected a mapping (key: value lines)");
+            return hs_yaml_fail(&w->y, line, path, "expected a mapping (key: value lines)");
         return hs_cfg_parse_mapping(w, v, f->sub, base + f->off, path, key_line);
     case F_MODELS:
         return parse_models(w, v, path, key_line);
@@ -359,34 +248,34 @@ static int parse_value(struct hs_cfg_walk *w, const struct hs_cfg_field *f, stru
     case F_SCHEMA:
         return hs_cfg_parse_schema(w, v, (struct hs_agent *)(void *)base, path, key_line);
     case F_MONITOR:
-        return hs_monitor_config_parse_node(&w->c->monitor, v, w->name, w->err);
+        return hs_monitor_config_parse_node(&w->c->monitor, v, w->y.name, w->y.err);
     case F_DRIFT:
-        return hs_drift_config_parse_node(&w->c->drift, v, w->name, w->err);
+        return hs_drift_config_parse_node(&w->c->drift, v, w->y.name, w->y.err);
     case F_ALERTS:
         /* its reader takes the whole text and finds its own section */
-        return hs_alerts_config_parse(&w->c->alerts, w->text, w->len, w->name, w->err);
+        return hs_alerts_config_parse(&w->c->alerts, w->y.text, w->y.len, w->y.name, w->y.err);
     case F_AGENTS_FILE: {
-        if (hs_cfg_plain_null(v))
-            return hs_cfg_fail(w, line, path, "expected the path of an agents file");
+        if (hs_yaml_plain_null(v))
+            return hs_yaml_fail(&w->y, line, path, "expected the path of an agents file");
         if (!fy_node_is_scalar(v))
-            return hs_cfg_fail(w, line, path, "expected a path");
+            return hs_yaml_fail(&w->y, line, path, "expected a path");
         size_t len;
         const char *s;
-        int rc = hs_cfg_scalar(w, v, path, line, &s, &len);
+        int rc = hs_yaml_scalar(&w->y, v, path, line, &s, &len);
         if (rc != HS_OK)
             return rc;
         if (memchr(s, 0, len))
-            return hs_cfg_fail(w, line, path, "expected a path without NUL bytes");
+            return hs_yaml_fail(&w->y, line, path, "expected a path without NUL bytes");
         char *copy = hs_strndup(s, len);
         if (!copy)
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+            return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
         hs_free(w->p.agents_file);
         w->p.agents_file = copy;
         w->p.agents_file_line = line;
         return HS_OK;
     }
     }
-    return hs_cfg_fail(w, line, path, "internal: unknown field type");
+    return hs_yaml_fail(&w->y, line, path, "internal: unknown field type");
 }
 
 static void known_keys(const struct hs_cfg_field *fields, char *buf, size_t cap)
@@ -409,12 +298,12 @@ int hs_cfg_parse_mapping(struct hs_cfg_walk *w, struct fy_node *map, const struc
     while ((pair = fy_node_mapping_iterate(map, &it))) {
         struct fy_node *k = fy_node_pair_key(pair);
         struct fy_node *v = fy_node_pair_value(pair);
-        int kline = hs_cfg_node_line(k) ? hs_cfg_node_line(k) : line;
+        int kline = hs_yaml_line(k) ? hs_yaml_line(k) : line;
         size_t klen = 0;
         const char *ks = NULL;
         if (!k || !fy_node_is_scalar(k) || fy_node_is_alias(k))
-            return hs_cfg_fail(w, kline, path[0] ? path : "(top level)", "keys must be plain words");
-        int krc = hs_cfg_scalar(w, k, path[0] ? path : "(top level)", kline, &ks, &klen);
+            return hs_yaml_fail(&w->y, kline, path[0] ? path : "(top level)", "keys must be plain words");
+        int krc = hs_yaml_scalar(&w->y, k, path[0] ? path : "(top level)", kline, &ks, &klen);
         if (krc != HS_OK)
             return krc;
         const struct hs_cfg_field *f = fields;
@@ -426,7 +315,7 @@ int hs_cfg_parse_mapping(struct hs_cfg_walk *w, struct fy_node *map, const struc
         if (!f->key) {
             char known[256];
             known_keys(fields, known, sizeof(known));
-            return hs_cfg_fail(w, kline, sub, "unknown key (known here: %s)", known);
+            return hs_yaml_fail(&w->y, kline, sub, "unknown key (known here: %s)", known);
         }
         int rc = parse_value(w, f, v, base, sub, kline);
         if (rc != HS_OK)
@@ -440,18 +329,19 @@ int hs_cfg_parse_mapping(struct hs_cfg_walk *w, struct fy_node *map, const struc
 static int check_model(struct hs_cfg_walk *w, const struct hs_model_entry *m, const char *path, int line)
 {
     if (!m->name || !m->name[0])
-        return hs_cfg_fail(w, line, path, "a model needs a name (what clients put in \"model\")");
+        return hs_yaml_fail(&w->y, line, path, "a model needs a name (what clients put in \"model\")");
     if (m->path && m->upstream_url)
-        return hs_cfg_fail(w, line, path, "model '%s' has both a path and an upstream; give one", m->name);
+        return hs_yaml_fail(&w->y, line, path, "model '%s' has both a path and an upstream; give one",
+                            m->name);
     if (!m->path && !m->upstream_url)
-        return hs_cfg_fail(w, line, path, "model '%s' needs a path (a local GGUF) or an upstream with a url",
-                           m->name);
+        return hs_yaml_fail(&w->y, line, path,
+                            "model '%s' needs a path (a local GGUF) or an upstream with a url", m->name);
     if (m->upstream_url && strncmp(m->upstream_url, "http://", 7) != 0 &&
         strncmp(m->upstream_url, "https://", 8) != 0)
-        return hs_cfg_fail(w, line, path, "upstream url '%s' must start with http:// or https://",
-                           m->upstream_url);
+        return hs_yaml_fail(&w->y, line, path, "upstream url '%s' must start with http:// or https://",
+                            m->upstream_url);
     if (m->alias && strcmp(m->alias, m->name) == 0)
-        return hs_cfg_fail(w, line, path, "model '%s': the alias is the name itself", m->name);
+        return hs_yaml_fail(&w->y, line, path, "model '%s': the alias is the name itself", m->name);
     return HS_OK;
 }
 
@@ -467,34 +357,23 @@ static const char *model_clash(const struct hs_model_entry *a, const struct hs_m
     return NULL;
 }
 
-int hs_cfg_item_line(struct fy_node *item, int dflt)
-{
-    if (item && fy_node_is_mapping(item) && fy_node_mapping_item_count(item) > 0) {
-        void *mi = NULL;
-        struct fy_node_pair *p = fy_node_mapping_iterate(item, &mi);
-        int l = p ? hs_cfg_node_line(fy_node_pair_key(p)) : 0;
-        return l ? l : dflt;
-    }
-    return hs_cfg_node_line(item) ? hs_cfg_node_line(item) : dflt;
-}
-
 /* The file's list replaces the models set so far; it is built apart and
  * swapped in whole, so a bad entry leaves c->models as it was. */
 static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line)
 {
-    if (hs_cfg_plain_null(seq)) {
+    if (hs_yaml_plain_null(seq)) {
         models_free(w->c->models, w->c->n_models);
         w->c->models = NULL;
         w->c->n_models = 0;
         return HS_OK;
     }
     if (!fy_node_is_sequence(seq))
-        return hs_cfg_fail(w, hs_cfg_node_line(seq) ? hs_cfg_node_line(seq) : line, path,
-                           "expected a list of models (lines starting with '-')");
+        return hs_yaml_fail(&w->y, hs_yaml_line(seq) ? hs_yaml_line(seq) : line, path,
+                            "expected a list of models (lines starting with '-')");
     int n = fy_node_sequence_item_count(seq);
     struct hs_model_entry *models = n > 0 ? hs_calloc((size_t)n, sizeof(*models)) : NULL;
     if (n > 0 && !models)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+        return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
     int rc = HS_OK;
     void *it = NULL;
     struct fy_node *item;
@@ -504,10 +383,11 @@ static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *
         char sub[200];
         snprintf(sub, sizeof(sub), "%.160s[%d]", path, i);
         /* the entry's own line: that of its first key */
-        int eline = hs_cfg_item_line(item, prev_line);
+        int eline = hs_yaml_item_line(item, prev_line);
         prev_line = eline;
         if (!item || fy_node_is_alias(item) || !fy_node_is_mapping(item)) {
-            rc = hs_cfg_fail(w, eline, sub, "expected a mapping (name: ..., path: ... or upstream: ...)");
+            rc =
+                hs_yaml_fail(&w->y, eline, sub, "expected a mapping (name: ..., path: ... or upstream: ...)");
             break;
         }
         rc = hs_cfg_parse_mapping(w, item, model_fields, (char *)&models[i], sub, eline);
@@ -516,8 +396,8 @@ static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *
         for (int j = 0; rc == HS_OK && j < i; j++) {
             const char *twice = model_clash(&models[i], &models[j]);
             if (twice)
-                rc = hs_cfg_fail(w, eline, sub,
-                                 "model name '%s' is used twice (names and aliases are one list)", twice);
+                rc = hs_yaml_fail(&w->y, eline, sub,
+                                  "model name '%s' is used twice (names and aliases are one list)", twice);
         }
         i++;
     }
@@ -531,159 +411,28 @@ static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *
     return HS_OK;
 }
 
-/* True when the text holds no YAML content: blank lines, comments and
- * document markers only (libfyaml builds no document for it). */
-static bool blank_yaml(const char *text, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        size_t e = i;
-        while (e < len && text[e] != '\n')
-            e++;
-        size_t a = i;
-        while (a < e && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r'))
-            a++;
-        bool ok = a == e || text[a] == '#' ||
-                  (e - a >= 3 && (memcmp(text + a, "---", 3) == 0 || memcmp(text + a, "...", 3) == 0));
-        if (!ok)
-            return false;
-        i = e + 1;
-    }
-    return true;
-}
-
-/* YAML 1.2 (section 5.1) allows only printable Unicode: tab, LF, CR,
- * U+0020..U+007E, U+0085, U+00A0..U+D7FF, U+E000..U+FFFD and the planes above.
- * Checking this first is not only pedantry: libfyaml 0.7.12 loops forever on
- * some invalid UTF-8 inside a %directive (found by fuzz_config). */
-static int check_text(struct hs_cfg_walk *w, const char *text, size_t len)
-{
-    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)text;
-    int line = 1;
-    for (size_t i = 0; i < len;) {
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(len - i), &cp);
-        if (k <= 0)
-            return hs_err_set(w->err, HS_EFORMAT, "%s:%d: not UTF-8 text (byte %zu)", w->name, line, i);
-        bool ok = cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
-                  (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) || cp >= 0x10000;
-        if (!ok)
-            return hs_err_set(w->err, HS_EFORMAT, "%s:%d: control character U+%04X is not allowed in YAML",
-                              w->name, line, (unsigned)cp);
-        if (cp == 0x0A)
-            line++;
-        i += (size_t)k;
-    }
-    return HS_OK;
-}
-
-/* Explicit mapping keys ("? key") are refused before libfyaml sees them: a
- * configuration never needs them, and libfyaml 0.7.12 writes through a NULL
- * pointer on some of them (an explicit key, a tab, then a block scalar;
- * found by fuzz_config). A '?' is the indicator when a space, tab or line end
- * follows it and it starts a node: first on its line, or after '-', '{', '[',
- * ',' or ':'. Quoted scalars and comments are skipped. */
-static int check_explicit_keys(struct hs_cfg_walk *w, const char *text, size_t len)
-{
-    int line = 1;
-    char quote = 0;   /* inside a '...' or "..." scalar */
-    char prev = '\n'; /* the last character outside quotes that is not a blank */
-    char last = '\n'; /* the character just before, blank or not */
-    for (size_t i = 0; i < len; i++) {
-        char ch = text[i];
-        if (ch == '\n')
-            line++;
-        if (quote) {
-            if (quote == '"' && ch == '\\' && i + 1 < len)
-                i++; /* an escape, whatever follows */
-            else if (ch == quote && !(quote == '\'' && i + 1 < len && text[i + 1] == '\''))
-                quote = 0;
-            else if (ch == '\'' && quote == '\'')
-                i++; /* '' inside single quotes */
-            last = ch;
-            continue;
-        }
-        bool starts_node =
-            last == ' ' || last == '\t' || last == '\n' || last == '{' || last == '[' || last == ',';
-        if (ch == '#' && starts_node) {
-            while (i + 1 < len && text[i + 1] != '\n')
-                i++;
-            continue;
-        }
-        if ((ch == '"' || ch == '\'') && starts_node) {
-            quote = ch;
-        } else if (ch == '?' && (i + 1 == len || text[i + 1] == ' ' || text[i + 1] == '\t' ||
-                                 text[i + 1] == '\n' || text[i + 1] == '\r')) {
-            if (strchr("\n-{[,:", prev))
-                return hs_err_set(
-                    w->err, HS_EFORMAT,
-                    "%s:%d: explicit mapping keys ('? key') are not supported in the configuration", w->name,
-                    line);
-        }
-        if (ch != ' ' && ch != '\t' && ch != '\r')
-            prev = ch;
-        last = ch;
-    }
-    return HS_OK;
-}
-
-static void quiet_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag;
-    (void)user;
-    (void)buf;
-    (void)len;
-}
-
 int hs_cfg_parse_doc(struct hs_cfg_walk *w, const struct hs_cfg_field *root_table, const char *root_hint)
 {
-    int rc = check_text(w, w->text, w->len);
-    if (rc == HS_OK)
-        rc = check_explicit_keys(w, w->text, w->len);
-    if (rc != HS_OK)
+    struct fy_document *doc;
+    int rc = hs_yaml_load(&doc, &w->y);
+    if (rc != HS_OK || !doc)
         return rc;
-    struct fy_diag_cfg dc;
-    fy_diag_cfg_default(&dc);
-    dc.fp = NULL;
-    dc.output_fn = quiet_output;
-    dc.level = FYET_ERROR;
-    struct fy_diag *diag = fy_diag_create(&dc);
-    if (!diag)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pc;
-    memset(&pc, 0, sizeof(pc));
-    pc.flags = FYPCF_QUIET;
-    pc.diag = diag;
-    struct fy_document *doc = fy_document_build_from_string(&pc, w->text, w->len);
-    if (!doc) {
-        void *it = NULL;
-        struct fy_diag_error *de = fy_diag_errors_iterate(diag, &it);
-        if (de)
-            rc = hs_err_set(w->err, HS_EFORMAT, "%s:%d:%d: %s", w->name, de->line, de->column,
-                            de->msg ? de->msg : "YAML syntax error");
-        else if (!blank_yaml(w->text, w->len))
-            rc = hs_err_set(w->err, HS_EFORMAT, "%s: not a YAML document", w->name);
-        fy_diag_destroy(diag);
-        return rc;
-    }
     struct fy_node *root = fy_document_root(doc);
-    if (root && !hs_cfg_plain_null(root)) {
+    if (root && !hs_yaml_plain_null(root)) {
         if (!fy_node_is_mapping(root))
-            rc = hs_cfg_fail(w, hs_cfg_node_line(root) ? hs_cfg_node_line(root) : 1, "(top level)",
-                             "expected a mapping of sections (%s)", root_hint);
+            rc = hs_yaml_fail(&w->y, hs_yaml_line(root) ? hs_yaml_line(root) : 1, "(top level)",
+                              "expected a mapping of sections (%s)", root_hint);
         else
             rc = hs_cfg_parse_mapping(w, root, root_table, (char *)w->c, "", 1);
     }
     fy_document_destroy(doc);
-    fy_diag_destroy(diag);
     return rc;
 }
 
 int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t len, const char *name,
                           hs_err *err)
 {
-    struct hs_cfg_walk w = {name ? name : "config", err, c, text, len, {0}};
+    struct hs_cfg_walk w = {{name ? name : "config", text, len, err, CFG_YAML}, c, {0}};
     int rc = hs_cfg_parse_doc(&w, root_fields,
                               "server:, store:, limits:, rate_limits:, models:, adapters:, agents:, ...");
     if (rc == HS_OK)
@@ -692,7 +441,7 @@ int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t le
     if (rc == HS_OK && w.p.agents_file) {
         rc = hs_serve_config_load_agents(c, w.p.agents_file, err);
         if (rc == HS_EIO)
-            hs_err_prefix(err, "%s:%d: agents_file: ", w.name, w.p.agents_file_line);
+            hs_err_prefix(err, "%s:%d: agents_file: ", w.y.name, w.p.agents_file_line);
     }
     hs_cfg_pending_free(&w.p);
     return rc;
@@ -701,7 +450,7 @@ int hs_serve_config_parse(struct hs_serve_config *c, const char *text, size_t le
 int hs_serve_config_parse_agents(struct hs_serve_config *c, const char *text, size_t len, const char *name,
                                  hs_err *err)
 {
-    struct hs_cfg_walk w = {name ? name : "agents", err, c, text, len, {0}};
+    struct hs_cfg_walk w = {{name ? name : "agents", text, len, err, CFG_YAML}, c, {0}};
     int rc = hs_cfg_parse_doc(&w, hs_cfg_agents_root, "adapters:, agents:, schemas:");
     if (rc == HS_OK)
         rc = hs_cfg_pending_commit(&w);

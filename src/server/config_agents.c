@@ -221,11 +221,11 @@ static int yaml_to_json(struct hs_cfg_walk *w, struct fy_node *n, const char *pa
                         json_t **out)
 {
     *out = NULL;
-    int nline = hs_cfg_node_line(n) ? hs_cfg_node_line(n) : line;
+    int nline = hs_yaml_line(n) ? hs_yaml_line(n) : line;
     if (depth > SCHEMA_MAX_DEPTH)
-        return hs_cfg_fail(w, nline, path, "nested more than %d levels deep", SCHEMA_MAX_DEPTH);
+        return hs_yaml_fail(&w->y, nline, path, "nested more than %d levels deep", SCHEMA_MAX_DEPTH);
     if (n && fy_node_is_alias(n))
-        return hs_cfg_fail(w, nline, path, "YAML aliases are not supported; write the value out");
+        return hs_yaml_fail(&w->y, nline, path, "YAML aliases are not supported; write the value out");
     if (!n) {
         *out = json_null();
         return HS_OK;
@@ -233,18 +233,18 @@ static int yaml_to_json(struct hs_cfg_walk *w, struct fy_node *n, const char *pa
     if (fy_node_is_scalar(n)) {
         const char *s;
         size_t len;
-        int rc = hs_cfg_scalar(w, n, path, nline, &s, &len);
+        int rc = hs_yaml_scalar(&w->y, n, path, nline, &s, &len);
         if (rc != HS_OK)
             return rc;
         *out = fy_node_get_style(n) == FYNS_PLAIN ? plain_scalar_json(s, len) : json_stringn(s, len);
         if (!*out)
-            return hs_cfg_fail(w, nline, path, "not a JSON string (invalid UTF-8?)");
+            return hs_yaml_fail(&w->y, nline, path, "not a JSON string (invalid UTF-8?)");
         return HS_OK;
     }
     if (fy_node_is_sequence(n)) {
         json_t *arr = json_array();
         if (!arr)
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+            return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
         void *it = NULL;
         struct fy_node *item;
         int i = 0;
@@ -254,7 +254,7 @@ static int yaml_to_json(struct hs_cfg_walk *w, struct fy_node *n, const char *pa
             json_t *v;
             int rc = yaml_to_json(w, item, sub, nline, depth + 1, &v);
             if (rc == HS_OK && json_array_append_new(arr, v) != 0) /* steals v */
-                rc = hs_err_set(w->err, HS_ENOMEM, "out of memory");
+                rc = hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
             if (rc != HS_OK) {
                 json_decref(arr);
                 return rc;
@@ -265,23 +265,23 @@ static int yaml_to_json(struct hs_cfg_walk *w, struct fy_node *n, const char *pa
     }
     json_t *obj = json_object();
     if (!obj)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+        return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
     void *it = NULL;
     struct fy_node_pair *pair;
     while ((pair = fy_node_mapping_iterate(n, &it))) {
         struct fy_node *k = fy_node_pair_key(pair);
-        int kline = hs_cfg_node_line(k) ? hs_cfg_node_line(k) : nline;
+        int kline = hs_yaml_line(k) ? hs_yaml_line(k) : nline;
         const char *ks = NULL;
         size_t klen = 0;
         int rc = HS_OK;
         if (!k || !fy_node_is_scalar(k) || fy_node_is_alias(k))
-            rc = hs_cfg_fail(w, kline, path, "keys must be plain words");
+            rc = hs_yaml_fail(&w->y, kline, path, "keys must be plain words");
         if (rc == HS_OK)
-            rc = hs_cfg_scalar(w, k, path, kline, &ks, &klen);
+            rc = hs_yaml_scalar(&w->y, k, path, kline, &ks, &klen);
         char key[256];
         if (rc == HS_OK && (klen >= sizeof(key) || memchr(ks, 0, klen)))
-            rc = hs_cfg_fail(w, kline, path, "a key longer than %zu bytes or with a NUL byte",
-                             sizeof(key) - 1);
+            rc = hs_yaml_fail(&w->y, kline, path, "a key longer than %zu bytes or with a NUL byte",
+                              sizeof(key) - 1);
         char sub[240];
         if (rc == HS_OK) {
             memcpy(key, ks, klen);
@@ -292,7 +292,7 @@ static int yaml_to_json(struct hs_cfg_walk *w, struct fy_node *n, const char *pa
         if (rc == HS_OK)
             rc = yaml_to_json(w, fy_node_pair_value(pair), sub, kline, depth + 1, &v);
         if (rc == HS_OK && json_object_set_new(obj, key, v) != 0) /* steals v */
-            rc = hs_cfg_fail(w, kline, sub, "not a JSON key (invalid UTF-8?)");
+            rc = hs_yaml_fail(&w->y, kline, sub, "not a JSON key (invalid UTF-8?)");
         if (rc != HS_OK) {
             json_decref(obj);
             return rc;
@@ -311,10 +311,10 @@ static int schema_value(struct hs_cfg_walk *w, struct fy_node *v, const char *pa
     *json = NULL;
     if (ref)
         *ref = NULL;
-    int line = hs_cfg_node_line(v) ? hs_cfg_node_line(v) : key_line;
+    int line = hs_yaml_line(v) ? hs_yaml_line(v) : key_line;
     if (v && fy_node_is_alias(v))
-        return hs_cfg_fail(w, line, path, "YAML aliases are not supported; write the value out");
-    if (hs_cfg_plain_null(v))
+        return hs_yaml_fail(&w->y, line, path, "YAML aliases are not supported; write the value out");
+    if (hs_yaml_plain_null(v))
         return HS_OK;
     json_t *doc = NULL;
     if (fy_node_is_mapping(v)) {
@@ -324,7 +324,7 @@ static int schema_value(struct hs_cfg_walk *w, struct fy_node *v, const char *pa
     } else if (fy_node_is_scalar(v)) {
         const char *s;
         size_t len;
-        int rc = hs_cfg_scalar(w, v, path, line, &s, &len);
+        int rc = hs_yaml_scalar(&w->y, v, path, line, &s, &len);
         if (rc != HS_OK)
             return rc;
         size_t lead = 0;
@@ -334,36 +334,36 @@ static int schema_value(struct hs_cfg_walk *w, struct fy_node *v, const char *pa
             json_error_t je;
             doc = json_loadb(s, len, JSON_REJECT_DUPLICATES, &je);
             if (!doc)
-                return hs_cfg_fail(w, line, path, "not valid JSON (line %d of the text, column %d: %s)",
-                                   je.line, je.column, je.text);
+                return hs_yaml_fail(&w->y, line, path, "not valid JSON (line %d of the text, column %d: %s)",
+                                    je.line, je.column, je.text);
         } else if (ref) {
             char *name = hs_strndup(s, len);
             if (!name)
-                return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+                return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
             if (!valid_name(name) || strlen(name) != len) {
                 hs_free(name);
-                return hs_cfg_fail(
-                    w, line, path,
+                return hs_yaml_fail(
+                    &w->y, line, path,
                     "expected a JSON Schema: a mapping, a JSON object in a string, or the name "
                     "of a `schemas` entry");
             }
             *ref = name;
             return HS_OK;
         } else {
-            return hs_cfg_fail(w, line, path,
-                               "expected a JSON Schema: a mapping or a JSON object in a string");
+            return hs_yaml_fail(&w->y, line, path,
+                                "expected a JSON Schema: a mapping or a JSON object in a string");
         }
     } else {
-        return hs_cfg_fail(w, line, path, "expected a JSON Schema (a mapping), not a list");
+        return hs_yaml_fail(&w->y, line, path, "expected a JSON Schema (a mapping), not a list");
     }
     if (!json_is_object(doc)) {
         json_decref(doc);
-        return hs_cfg_fail(w, line, path, "a JSON Schema must be a JSON object");
+        return hs_yaml_fail(&w->y, line, path, "a JSON Schema must be a JSON object");
     }
     *json = dump_json(doc);
     json_decref(doc);
     if (!*json)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+        return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
     return HS_OK;
 }
 
@@ -378,24 +378,24 @@ int hs_cfg_parse_schema(struct hs_cfg_walk *w, struct fy_node *v, struct hs_agen
     a->schema = json;
     hs_free(w->p.cur_ref);
     w->p.cur_ref = ref;
-    w->p.cur_ref_line = hs_cfg_node_line(v) ? hs_cfg_node_line(v) : line;
+    w->p.cur_ref_line = hs_yaml_line(v) ? hs_yaml_line(v) : line;
     return HS_OK;
 }
 
 int hs_cfg_parse_schemas(struct hs_cfg_walk *w, struct fy_node *map, const char *path, int line)
 {
-    if (hs_cfg_plain_null(map))
+    if (hs_yaml_plain_null(map))
         return HS_OK;
     if (fy_node_is_alias(map) || !fy_node_is_mapping(map))
-        return hs_cfg_fail(w, hs_cfg_node_line(map) ? hs_cfg_node_line(map) : line, path,
-                           "expected a mapping of names to JSON Schemas");
+        return hs_yaml_fail(&w->y, hs_yaml_line(map) ? hs_yaml_line(map) : line, path,
+                            "expected a mapping of names to JSON Schemas");
     int n = fy_node_mapping_item_count(map);
     if (n <= 0)
         return HS_OK;
     struct hs_cfg_schema *grown =
         hs_realloc_array(w->p.schemas, (size_t)w->p.n_schemas + (size_t)n, sizeof(*grown));
     if (!grown)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+        return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
     w->p.schemas = grown;
     void *it = NULL;
     struct fy_node_pair *pair;
@@ -403,27 +403,27 @@ int hs_cfg_parse_schemas(struct hs_cfg_walk *w, struct fy_node *map, const char 
     while (i < n && (pair = fy_node_mapping_iterate(map, &it))) {
         i++;
         struct fy_node *k = fy_node_pair_key(pair);
-        int kline = hs_cfg_node_line(k) ? hs_cfg_node_line(k) : line;
+        int kline = hs_yaml_line(k) ? hs_yaml_line(k) : line;
         const char *ks;
         size_t klen;
         if (!k || !fy_node_is_scalar(k) || fy_node_is_alias(k))
-            return hs_cfg_fail(w, kline, path, "keys must be plain words");
-        int rc = hs_cfg_scalar(w, k, path, kline, &ks, &klen);
+            return hs_yaml_fail(&w->y, kline, path, "keys must be plain words");
+        int rc = hs_yaml_scalar(&w->y, k, path, kline, &ks, &klen);
         if (rc != HS_OK)
             return rc;
         char sub[240];
         snprintf(sub, sizeof(sub), "%.160s.%.*s", path, (int)(klen > 64 ? 64 : klen), ks);
         char *name = hs_strndup(ks, klen);
         if (!name)
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+            return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
         if (!valid_name(name) || strlen(name) != klen) {
             hs_free(name);
-            return hs_cfg_fail(w, kline, sub, "a schema name is %s", name_rule);
+            return hs_yaml_fail(&w->y, kline, sub, "a schema name is %s", name_rule);
         }
         char *json;
         rc = schema_value(w, fy_node_pair_value(pair), sub, kline, &json, NULL);
         if (rc == HS_OK && !json)
-            rc = hs_cfg_fail(w, kline, sub, "expected a JSON Schema, not an empty value");
+            rc = hs_yaml_fail(&w->y, kline, sub, "expected a JSON Schema, not an empty value");
         if (rc != HS_OK) {
             hs_free(name);
             return rc;
@@ -460,11 +460,11 @@ static int list_items(struct hs_cfg_walk *w, struct fy_node *seq, const char *pa
                       const char *what, int *n)
 {
     *n = 0;
-    if (hs_cfg_plain_null(seq))
+    if (hs_yaml_plain_null(seq))
         return HS_OK;
     if (fy_node_is_alias(seq) || !fy_node_is_sequence(seq))
-        return hs_cfg_fail(w, hs_cfg_node_line(seq) ? hs_cfg_node_line(seq) : line, path,
-                           "expected a list of %s (lines starting with '-')", what);
+        return hs_yaml_fail(&w->y, hs_yaml_line(seq) ? hs_yaml_line(seq) : line, path,
+                            "expected a list of %s (lines starting with '-')", what);
     *n = fy_node_sequence_item_count(seq);
     return HS_OK;
 }
@@ -478,7 +478,7 @@ int hs_cfg_parse_adapters(struct hs_cfg_walk *w, struct fy_node *seq, const char
     struct hs_adapter_entry *grown =
         hs_realloc_array(w->p.adapters, (size_t)w->p.n_adapters + (size_t)n, sizeof(*grown));
     if (!grown)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+        return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
     w->p.adapters = grown;
     void *it = NULL;
     struct fy_node *item;
@@ -486,33 +486,33 @@ int hs_cfg_parse_adapters(struct hs_cfg_walk *w, struct fy_node *seq, const char
     for (int i = 0; i < n && (item = fy_node_sequence_iterate(seq, &it)); i++) {
         char sub[200];
         snprintf(sub, sizeof(sub), "%.160s[%d]", path, i);
-        int eline = hs_cfg_item_line(item, prev_line);
+        int eline = hs_yaml_item_line(item, prev_line);
         prev_line = eline;
         if (!item || fy_node_is_alias(item) || !fy_node_is_mapping(item))
-            return hs_cfg_fail(w, eline, sub, "expected a mapping (name: ..., path: ...)");
+            return hs_yaml_fail(&w->y, eline, sub, "expected a mapping (name: ..., path: ...)");
         /* counted before it is filled, so that a failure frees what it holds */
         struct hs_adapter_entry *a = &w->p.adapters[w->p.n_adapters++];
         memset(a, 0, sizeof(*a));
         a->scale = 1.0f;
         a->line = eline;
-        a->file = hs_strdup(w->name);
+        a->file = hs_strdup(w->y.name);
         if (!a->file)
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+            return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
         rc = hs_cfg_parse_mapping(w, item, adapter_fields, (char *)a, sub, eline);
         if (rc != HS_OK)
             return rc;
         if (!valid_name(a->name))
-            return hs_cfg_fail(w, eline, sub, "an adapter needs a name (%s)", name_rule);
+            return hs_yaml_fail(&w->y, eline, sub, "an adapter needs a name (%s)", name_rule);
         snprintf(sub, sizeof(sub), "%.100s[%d] (%.64s)", path, i, a->name);
         if (!a->path || !a->path[0])
-            return hs_cfg_fail(w, eline, sub, "an adapter needs a path (a GGUF LoRA file)");
+            return hs_yaml_fail(&w->y, eline, sub, "an adapter needs a path (a GGUF LoRA file)");
         w->p.n_adapters--; /* not its own duplicate */
         int other = 0;
         const char *kind = pending_owner(&w->p, a->name, &other);
         w->p.n_adapters++;
         if (kind)
-            return hs_cfg_fail(w, eline, sub, "the name '%s' is already used by the %s at line %d", a->name,
-                               kind, other);
+            return hs_yaml_fail(&w->y, eline, sub, "the name '%s' is already used by the %s at line %d",
+                                a->name, kind, other);
     }
     return HS_OK;
 }
@@ -528,40 +528,40 @@ int hs_cfg_parse_loras(struct hs_cfg_walk *w, struct fy_node *seq, struct hs_age
         return rc;
     a->loras = hs_calloc((size_t)n, sizeof(*a->loras));
     if (!a->loras)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+        return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
     void *it = NULL;
     struct fy_node *item;
     int prev_line = line;
     for (int i = 0; i < n && (item = fy_node_sequence_iterate(seq, &it)); i++) {
         char sub[240];
         snprintf(sub, sizeof(sub), "%.200s[%d]", path, i);
-        int eline = hs_cfg_item_line(item, prev_line);
+        int eline = hs_yaml_item_line(item, prev_line);
         prev_line = eline;
         struct hs_agent_lora *l = &a->loras[a->n_loras++];
         l->scale = NAN;
-        if (item && !fy_node_is_alias(item) && fy_node_is_scalar(item) && !hs_cfg_plain_null(item)) {
+        if (item && !fy_node_is_alias(item) && fy_node_is_scalar(item) && !hs_yaml_plain_null(item)) {
             const char *s;
             size_t len;
-            rc = hs_cfg_scalar(w, item, sub, eline, &s, &len);
+            rc = hs_yaml_scalar(&w->y, item, sub, eline, &s, &len);
             if (rc != HS_OK)
                 return rc;
             l->adapter = hs_strndup(s, len);
             if (!l->adapter)
-                return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+                return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
             if (strlen(l->adapter) != len)
-                return hs_cfg_fail(w, eline, sub, "an adapter name is %s", name_rule);
+                return hs_yaml_fail(&w->y, eline, sub, "an adapter name is %s", name_rule);
         } else if (item && !fy_node_is_alias(item) && fy_node_is_mapping(item)) {
             rc = hs_cfg_parse_mapping(w, item, lora_fields, (char *)l, sub, eline);
             if (rc != HS_OK)
                 return rc;
         } else {
-            return hs_cfg_fail(w, eline, sub, "expected an adapter name or {name: ..., scale: ...}");
+            return hs_yaml_fail(&w->y, eline, sub, "expected an adapter name or {name: ..., scale: ...}");
         }
         if (!valid_name(l->adapter))
-            return hs_cfg_fail(w, eline, sub, "an adapter name is %s", name_rule);
+            return hs_yaml_fail(&w->y, eline, sub, "an adapter name is %s", name_rule);
         for (int j = 0; j < i; j++)
             if (strcmp(a->loras[j].adapter, l->adapter) == 0)
-                return hs_cfg_fail(w, eline, sub, "adapter '%s' is named twice", l->adapter);
+                return hs_yaml_fail(&w->y, eline, sub, "adapter '%s' is named twice", l->adapter);
     }
     return HS_OK;
 }
@@ -581,7 +581,7 @@ int hs_cfg_parse_agents(struct hs_cfg_walk *w, struct fy_node *seq, const char *
         w->p.schema_refs = refs;
     int *ref_lines = refs ? hs_realloc_array(w->p.schema_ref_lines, total, sizeof(*ref_lines)) : NULL;
     if (!ref_lines)
-        return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+        return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
     w->p.schema_ref_lines = ref_lines;
     void *it = NULL;
     struct fy_node *item;
@@ -589,19 +589,19 @@ int hs_cfg_parse_agents(struct hs_cfg_walk *w, struct fy_node *seq, const char *
     for (int i = 0; i < n && (item = fy_node_sequence_iterate(seq, &it)); i++) {
         char sub[200];
         snprintf(sub, sizeof(sub), "%.160s[%d]", path, i);
-        int eline = hs_cfg_item_line(item, prev_line);
+        int eline = hs_yaml_item_line(item, prev_line);
         prev_line = eline;
         if (!item || fy_node_is_alias(item) || !fy_node_is_mapping(item))
-            return hs_cfg_fail(w, eline, sub, "expected a mapping (id: ..., system_prompt: ...)");
+            return hs_yaml_fail(&w->y, eline, sub, "expected a mapping (id: ..., system_prompt: ...)");
         int k = w->p.n_agents++;
         struct hs_agent *a = &w->p.agents[k];
         hs_agent_init(a);
         w->p.schema_refs[k] = NULL;
         w->p.schema_ref_lines[k] = 0;
         a->line = eline;
-        a->file = hs_strdup(w->name);
+        a->file = hs_strdup(w->y.name);
         if (!a->file)
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+            return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
         hs_free(w->p.cur_ref);
         w->p.cur_ref = NULL;
         rc = hs_cfg_parse_mapping(w, item, agent_fields, (char *)a, sub, eline);
@@ -611,20 +611,20 @@ int hs_cfg_parse_agents(struct hs_cfg_walk *w, struct fy_node *seq, const char *
         if (rc != HS_OK)
             return rc;
         if (!valid_name(a->id))
-            return hs_cfg_fail(w, eline, sub, "an agent needs an id (%s): what clients put in \"model\"",
-                               name_rule);
+            return hs_yaml_fail(&w->y, eline, sub, "an agent needs an id (%s): what clients put in \"model\"",
+                                name_rule);
         snprintf(sub, sizeof(sub), "%.100s[%d] (%.64s)", path, i, a->id);
         if (!a->system_prompt || !a->system_prompt[0])
-            return hs_cfg_fail(w, eline, sub, "an agent needs a system_prompt (its persona)");
+            return hs_yaml_fail(&w->y, eline, sub, "an agent needs a system_prompt (its persona)");
         if (!a->name && !(a->name = hs_strdup(a->id))) /* the display name defaults to the id */
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+            return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
         w->p.n_agents--; /* not its own duplicate */
         int other = 0;
         const char *kind = pending_owner(&w->p, a->id, &other);
         w->p.n_agents++;
         if (kind)
-            return hs_cfg_fail(w, eline, sub, "the id '%s' is already used by the %s at line %d", a->id, kind,
-                               other);
+            return hs_yaml_fail(&w->y, eline, sub, "the id '%s' is already used by the %s at line %d", a->id,
+                                kind, other);
     }
     return HS_OK;
 }
@@ -669,11 +669,11 @@ int hs_cfg_pending_commit(struct hs_cfg_walk *w)
             if (strcmp(p->schemas[j].name, p->schema_refs[i]) == 0)
                 s = &p->schemas[j];
         if (!s)
-            return hs_cfg_fail(w, p->schema_ref_lines[i], sub,
-                               "no schema named '%s' in this file's schemas:", p->schema_refs[i]);
+            return hs_yaml_fail(&w->y, p->schema_ref_lines[i], sub,
+                                "no schema named '%s' in this file's schemas:", p->schema_refs[i]);
         hs_free(p->agents[i].schema);
         if (!(p->agents[i].schema = hs_strdup(s->json)))
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+            return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
         hs_free(p->schema_refs[i]); /* resolved */
         p->schema_refs[i] = NULL;
     }
@@ -684,36 +684,36 @@ int hs_cfg_pending_commit(struct hs_cfg_walk *w)
         const char *kind =
             config_owner(c, p->adapters[i].name, c->n_adapters, c->n_agents, where, sizeof(where));
         snprintf(sub, sizeof(sub), "adapters[%d] (%.64s)", i, p->adapters[i].name);
-        snprintf(self, sizeof(self), " (%.200s:%d)", w->name, p->adapters[i].line);
+        snprintf(self, sizeof(self), " (%.200s:%d)", w->y.name, p->adapters[i].line);
         if (kind && strcmp(where, self) == 0)
-            return hs_cfg_fail(w, p->adapters[i].line, sub, "this file is already loaded");
+            return hs_yaml_fail(&w->y, p->adapters[i].line, sub, "this file is already loaded");
         if (kind)
-            return hs_cfg_fail(w, p->adapters[i].line, sub, "the name '%s' is already used by %s%s",
-                               p->adapters[i].name, kind, where);
+            return hs_yaml_fail(&w->y, p->adapters[i].line, sub, "the name '%s' is already used by %s%s",
+                                p->adapters[i].name, kind, where);
     }
     for (int i = 0; i < p->n_agents; i++) {
         const char *kind = config_owner(c, p->agents[i].id, c->n_adapters, c->n_agents, where, sizeof(where));
         snprintf(sub, sizeof(sub), "agents[%d] (%.64s)", i, p->agents[i].id);
-        snprintf(self, sizeof(self), " (%.200s:%d)", w->name, p->agents[i].line);
+        snprintf(self, sizeof(self), " (%.200s:%d)", w->y.name, p->agents[i].line);
         if (kind && strcmp(where, self) == 0)
-            return hs_cfg_fail(w, p->agents[i].line, sub, "this file is already loaded");
+            return hs_yaml_fail(&w->y, p->agents[i].line, sub, "this file is already loaded");
         if (kind)
-            return hs_cfg_fail(w, p->agents[i].line, sub, "the id '%s' is already used by %s%s",
-                               p->agents[i].id, kind, where);
+            return hs_yaml_fail(&w->y, p->agents[i].line, sub, "the id '%s' is already used by %s%s",
+                                p->agents[i].id, kind, where);
     }
     /* both arrays grown before anything moves: a failure changes nothing */
     if (p->n_adapters > 0) {
         struct hs_adapter_entry *a =
             hs_realloc_array(c->adapters, (size_t)c->n_adapters + (size_t)p->n_adapters, sizeof(*a));
         if (!a)
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+            return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
         c->adapters = a;
     }
     if (p->n_agents > 0) {
         struct hs_agent *a =
             hs_realloc_array(c->agents, (size_t)c->n_agents + (size_t)p->n_agents, sizeof(*a));
         if (!a)
-            return hs_err_set(w->err, HS_ENOMEM, "out of memory");
+            return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
         c->agents = a;
     }
     if (p->n_adapters > 0)

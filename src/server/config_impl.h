@@ -6,6 +6,8 @@
 
 #include "server/config.h"
 
+#include "base/yaml.h"
+
 #include <libfyaml.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,30 +71,13 @@ struct hs_cfg_pending {
 };
 
 struct hs_cfg_walk {
-    const char *name; /* file name for messages */
-    hs_err *err;
+    hs_yaml y; /* the file's name and whole text, and where errors go */
     struct hs_serve_config *c;
-    const char *text; /* the whole input, for the raw text of tokens */
-    size_t len;
     struct hs_cfg_pending p;
 };
 
 /* --- helpers of the walk (config.c) --- */
 
-/* 1-based line of a scalar node, 0 for a collection or none. */
-int hs_cfg_node_line(struct fy_node *n);
-/* The line of a list item: its own, or that of its first key; else dflt. */
-int hs_cfg_item_line(struct fy_node *item, int dflt);
-/* Sets "FILE:LINE: PATH: message" (without LINE when line <= 0); HS_EINVAL. */
-int hs_cfg_fail(struct hs_cfg_walk *w, int line, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* The text of a scalar (some single-quoted forms are refused). */
-int hs_cfg_scalar(struct hs_cfg_walk *w, struct fy_node *n, const char *path, int line, const char **s,
-                  size_t *len);
-/* A missing value, an empty plain scalar, ~ or null. */
-bool hs_cfg_plain_null(struct fy_node *v);
-/* A plain scalar as a NUL-terminated string in buf. */
-bool hs_cfg_plain_text(struct fy_node *v, char *buf, size_t cap);
 /* Reads the mapping map into base following fields; path names it in
  * messages, line is its key's line. */
 int hs_cfg_parse_mapping(struct hs_cfg_walk *w, struct fy_node *map, const struct hs_cfg_field *fields,
