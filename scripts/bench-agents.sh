@@ -37,23 +37,11 @@ json=$dir/agents.json
 [ -f config/agents.yaml ] || { echo "bench-agents: config/agents.yaml is missing" >&2; exit 1; }
 mkdir -p "$dir/agents"
 tmp=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid"
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+tag=bench-agents
+. scripts/bench-server-lib.sh
 
 # 1. the model, the adapters, the agents
-model=$dir/$shape-$qtype.gguf
-if [ ! -s "$model" ]; then
-    echo "bench-agents: writing $model (once; later runs reuse it)" >&2
-    "$bin" synth -o "$model.part" --shape "$shape" --type "$qtype" -t "$(nproc)"
-    mv "$model.part" "$model"
-fi
+model=$(bench_model "$shape" "$qtype" "$dir")
 name=$(basename "$model" .gguf)
 for i in $(seq -w 1 13); do
     a=$dir/agents/lora-$name-r$rank-$ltype-$i.gguf
@@ -86,16 +74,7 @@ open(out, "w", encoding="utf-8").write("\n".join(head + res))
 EOF
 
 # 2. the server
-"$bin" serve -m "$model" --agents "$tmp/agents.yaml" --threads "$threads" --parallel 13 --ctx 1536 \
-    --host 127.0.0.1 --port 0 --port-file "$tmp/port" --store "$tmp/bench.db" >"$tmp/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 1200); do
-    [ -s "$tmp/port" ] && curl -sf -o /dev/null "http://127.0.0.1:$(cat "$tmp/port")/health" && break
-    kill -0 "$server_pid" 2>/dev/null || { echo "bench-agents: the server died:" >&2; tail -n 20 "$tmp/server.log" >&2; exit 1; }
-    sleep 0.2
-done
-url=http://127.0.0.1:$(cat "$tmp/port")
-curl -sf -o /dev/null "$url/health" || { echo "bench-agents: the server never became ready" >&2; exit 1; }
+bench_serve -m "$model" --agents "$tmp/agents.yaml" --threads "$threads" --parallel 13 --ctx 1536
 
 # 3 and 4
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -195,6 +174,4 @@ print("mixed adapters cost %.1f%% of the throughput without adapters (bound 20%%
       % (100 * cost13, "ok" if cost13 <= 0.20 else "OVER"))
 print("wrote", out)
 EOF
-kill -TERM "$server_pid"
-wait "$server_pid" || echo "bench-agents: the server exited $? on SIGTERM" >&2
-server_pid=""
+bench_stop

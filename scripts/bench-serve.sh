@@ -44,23 +44,11 @@ json=$dir/serve.json
 command -v node >/dev/null || { echo "bench-serve: node is needed for the clients" >&2; exit 1; }
 mkdir -p "$dir"
 tmp=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid"
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+tag=bench-serve
+. scripts/bench-server-lib.sh
 
 # 1. the model
-model=$dir/$shape-$qtype.gguf
-if [ ! -s "$model" ]; then
-    echo "bench-serve: writing $model (once; later runs reuse it)" >&2
-    "$bin" synth -o "$model.part" --shape "$shape" --type "$qtype" -t "$(nproc)"
-    mv "$model.part" "$model"
-fi
+model=$(bench_model "$shape" "$qtype" "$dir")
 name=$(basename "$model" .gguf)
 
 # 2. prompts: one per request of every level, each exactly n_prompt tokens with BOS
@@ -100,16 +88,7 @@ EOF
 
 # 3. the server
 ctx=$(( (n_prompt + n_gen + 64 + 63) / 64 * 64 ))
-"$bin" serve -m "$model" --threads "$threads" --parallel "$parallel" --ctx "$ctx" --host 127.0.0.1 --port 0 \
-    --port-file "$tmp/port" --store "$tmp/bench.db" >"$tmp/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 600); do
-    [ -s "$tmp/port" ] && curl -sf -o /dev/null "http://127.0.0.1:$(cat "$tmp/port")/health" && break
-    kill -0 "$server_pid" 2>/dev/null || { echo "bench-serve: the server died:" >&2; tail -n 20 "$tmp/server.log" >&2; exit 1; }
-    sleep 0.2
-done
-url=http://127.0.0.1:$(cat "$tmp/port")
-curl -sf -o /dev/null "$url/health" || { echo "bench-serve: the server never became ready" >&2; exit 1; }
+bench_serve -m "$model" --threads "$threads" --parallel "$parallel" --ctx "$ctx"
 ignore_eos=--ignore-eos
 code=$(curl -s -o "$tmp/ie.json" -w '%{http_code}' -H 'Content-Type: application/json' \
     -d '{"model":"'"$name"'","prompt":"hello","max_tokens":4,"ignore_eos":true}' "$url/v1/completions")
@@ -135,9 +114,7 @@ for c in $levels; do
         --max-tokens "$n_gen" $ignore_eos --prompts "$tmp/p$c.json" --json-out "$tmp/level$c.json" --timeout 600 >&2
     results+=("$tmp/level$c.json")
 done
-kill -TERM "$server_pid"
-wait "$server_pid" || echo "bench-serve: the server exited $? on SIGTERM" >&2
-server_pid=""
+bench_stop
 cp "$tmp/bench.db" "$dir/serve.db"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
