@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -105,4 +106,10 @@ void hs_unmap(hs_mapping *m) {
         m->addr = NULL;
         m->size = 0;
     }
+}
+
+bool hs_jit_allowed(void)
+{
+    const char *v = getenv("HESTIA_NO_JIT");
+    return !v || !v[0] || !strcmp(v, "0");
 }

@@ -4,6 +4,7 @@
 
 #include "base/err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Peak resident set size (VmHWM) and current RSS of this process, in bytes; 0 if unknown. */
@@ -21,5 +22,11 @@ typedef struct hs_mapping {
 
 int hs_map_file(const char *path, hs_mapping *m, hs_err *err);
 void hs_unmap(hs_mapping *m);
+
+/* Whether regexes may be JIT-compiled (PCRE2): true unless HESTIA_NO_JIT is
+ * set. Machine code written at run time is opaque to valgrind, which then
+ * reports its reads as uninitialised; scripts/valgrind.sh sets it. The
+ * interpreter gives the same matches. */
+bool hs_jit_allowed(void);
 
 #endif

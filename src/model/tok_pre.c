@@ -17,6 +17,7 @@
  * differences in newly assigned characters). */
 #include "model/tok_impl.h"
 
+#include "base/sys.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -228,7 +229,7 @@ int tok_pre_compile(hs_tok *t, hs_err *err)
             return rc;
         }
         hs_buf_free(&pat);
-        if (jit)
+        if (jit && hs_jit_allowed())
             pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* falls back to the interpreter on failure */
         t->re[t->n_re++] = code;
     }

@@ -10,6 +10,7 @@
  * put in the same form before they are compiled. */
 #include "ops/safety_impl.h"
 
+#include "base/sys.h"
 #include "base/mem.h"
 
 #include <math.h>
@@ -206,7 +207,8 @@ int hs_sfy_compile(pcre2_code **out, const char *pattern, size_t len, bool case_
         return hs_err_set(err, HS_EINVAL, "%s: PCRE2 error at offset %zu: %s", what, (size_t)eo, (char *)msg);
     }
     /* JIT where the platform has it; the interpreter gives the same answers */
-    (void)pcre2_jit_compile(*out, PCRE2_JIT_COMPLETE);
+    if (hs_jit_allowed())
+        (void)pcre2_jit_compile(*out, PCRE2_JIT_COMPLETE);
     return HS_OK;
 }
 

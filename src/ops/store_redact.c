@@ -7,6 +7,7 @@
  * UTF checking and a malformed body cannot make matching fail. */
 #include "ops/store_impl.h"
 
+#include "base/sys.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -40,7 +41,8 @@ static void compile(void)
         hs_log_error("store.redact", "pattern error at %zu (code %d)", (size_t)eo, ec);
         return;
     }
-    pcre2_jit_compile(g_re, PCRE2_JIT_COMPLETE); /* a speed-up only; the interpreter is the fallback */
+    if (hs_jit_allowed()) /* a speed-up only; the interpreter is the fallback */
+        pcre2_jit_compile(g_re, PCRE2_JIT_COMPLETE);
 }
 
 /* When redaction itself fails, the whole text is masked: a body that could
