@@ -27,6 +27,7 @@ static const struct command k_commands[] = {
     {"logs", hs_cmd_logs, "request records in the store: export as JSON Lines"},
     {"assess", hs_cmd_assess, "a scenario to every expert agent, on any OpenAI-compatible server"},
     {"baseline", hs_cmd_baseline, "the monitor's baseline in the store: set from recent requests, show, clear"},
+    {"report", hs_cmd_report, "the retraining criteria from the store, each with its value and verdict"},
     {"drift", hs_cmd_drift, "drift checks on any OpenAI-compatible server: data (embeddings) and concept (answers)"},
 };
 
