@@ -121,26 +121,6 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* The API base: the URL as given, with /v1 added when it has no path
- * ("http://127.0.0.1:8000" -> ".../v1"), since every server here serves
- * the API under /v1. A new string (hs_free). */
-static char *api_base(const char *url)
-{
-    const char *p = strstr(url, "://");
-    const char *host = p ? p + 3 : url;
-    const char *path = strpbrk(host, "/?#");
-    if (path && !(path[0] == '/' && (path[1] == '\0' || path[1] == '?' || path[1] == '#')))
-        return hs_strdup(url);
-    hs_buf b = {0};
-    size_t host_end = path ? (size_t)(path - url) : strlen(url);
-    const char *rest = path ? (path[0] == '/' ? path + 1 : path) : "";
-    if (hs_buf_append(&b, url, host_end) || hs_buf_printf(&b, "/v1%s", rest)) {
-        hs_buf_free(&b);
-        return NULL;
-    }
-    return hs_buf_steal(&b);
-}
-
 static int read_scenario(const char *path, char **data, size_t *len)
 {
     hs_err err = {0};
@@ -397,7 +377,7 @@ int hs_cmd_assess(int argc, char **argv)
     if (!rc && o.only)
         rc = select_agents(&cfg, o.only, o.agents);
 
-    char *base = rc ? NULL : api_base(o.backend);
+    char *base = rc ? NULL : hs_client_api_base(o.backend);
     if (!rc && !base)
         rc = hs_cli_fail(CMD, "out of memory");
     hs_client *client = NULL;

@@ -200,24 +200,6 @@ static int parse(int argc, char **argv, struct opts *o)
 /* ---------------------------------------------------------------------------
  * shared pieces */
 
-/* The API base with /v1 added to a URL without a path (as 'hestia assess'). */
-static char *api_base(const char *url)
-{
-    const char *p = strstr(url, "://");
-    const char *host = p ? p + 3 : url;
-    const char *path = strpbrk(host, "/?#");
-    if (path && !(path[0] == '/' && (path[1] == '\0' || path[1] == '?' || path[1] == '#')))
-        return hs_strdup(url);
-    hs_buf b = {0};
-    size_t host_end = path ? (size_t)(path - url) : strlen(url);
-    const char *rest = path ? (path[0] == '/' ? path + 1 : path) : "";
-    if (hs_buf_append(&b, url, host_end) || hs_buf_printf(&b, "/v1%s", rest)) {
-        hs_buf_free(&b);
-        return NULL;
-    }
-    return hs_buf_steal(&b);
-}
-
 static int make_client(const struct opts *o, const char *base, hs_client **out)
 {
     struct hs_client_opts co;
@@ -717,7 +699,7 @@ int hs_cmd_drift(int argc, char **argv)
         const char *k = getenv("HESTIA_API_KEY");
         o.key = k && k[0] ? k : NULL;
     }
-    char *base = api_base(o.backend);
+    char *base = hs_client_api_base(o.backend);
     if (!base)
         return hs_cli_fail(CMD, "out of memory");
     hs_client *c = NULL;

@@ -730,3 +730,20 @@ int hs_client_models(hs_client *c, char ***names, int *n, hs_err *err)
     *n = k;
     return HS_OK;
 }
+
+char *hs_client_api_base(const char *url)
+{
+    const char *p = strstr(url, "://");
+    const char *host = p ? p + 3 : url;
+    const char *path = strpbrk(host, "/?#");
+    if (path && !(path[0] == '/' && (path[1] == '\0' || path[1] == '?' || path[1] == '#')))
+        return hs_strdup(url);
+    hs_buf b = {0};
+    size_t host_end = path ? (size_t)(path - url) : strlen(url);
+    const char *rest = path ? (path[0] == '/' ? path + 1 : path) : "";
+    if (hs_buf_append(&b, url, host_end) || hs_buf_printf(&b, "/v1%s", rest)) {
+        hs_buf_free(&b);
+        return NULL;
+    }
+    return hs_buf_steal(&b);
+}

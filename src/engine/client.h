@@ -25,6 +25,11 @@ struct hs_client_opts {
     int backoff_ms;        /* first wait, doubled each retry (Retry-After wins); default 500 */
 };
 void hs_client_opts_default(struct hs_client_opts *o);
+/* The API base for a URL a person typed: as given when it has a path, with
+ * /v1 added when it has none ("http://127.0.0.1:8000" -> ".../v1"), since
+ * every server here serves the API under /v1. A new string (hs_free), NULL
+ * when out of memory. */
+char *hs_client_api_base(const char *url);
 
 typedef struct hs_client hs_client;
 int hs_client_create(const struct hs_client_opts *o, hs_client **out, hs_err *err);

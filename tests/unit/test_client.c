@@ -484,9 +484,28 @@ static void bad_arguments_are_refused(void **state)
     hs_client_free(c);
 }
 
+/* A typed backend URL gets /v1 only when it has no path of its own. */
+static void api_base_adds_v1_only_without_a_path(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"http://127.0.0.1:8000", "http://127.0.0.1:8000/v1"},
+        {"http://127.0.0.1:8000/", "http://127.0.0.1:8000/v1"},
+        {"http://h:1/v1", "http://h:1/v1"},
+        {"https://api.example.org/openai/v1", "https://api.example.org/openai/v1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *b = hs_client_api_base(cases[i][0]);
+        assert_non_null(b);
+        assert_string_equal(b, cases[i][1]);
+        hs_free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(api_base_adds_v1_only_without_a_path),
         cmocka_unit_test_setup(chat_sends_the_request_and_reads_the_answer, reset),
         cmocka_unit_test_setup(stream_concatenates_deltas_and_reads_usage, reset),
         cmocka_unit_test_setup(an_openai_error_body_becomes_the_message, reset),
