@@ -9,6 +9,7 @@ pkgs=(
     libsqlite3-dev libfyaml-dev libsodium-dev libxxhash-dev # store, config, key hashing, prefix keys
     libgsl-dev                                            # statistics
     libcmocka-dev valgrind python3 curl                   # tests (python3 writes hostile GGUF files)
+    chromium                                              # the dashboard's browser test (headless)
 )
 missing=()
 for p in "${pkgs[@]}"; do

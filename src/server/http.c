@@ -50,6 +50,11 @@ const char *hs_http_req_header(const struct hs_http_req *r, const char *name)
     return r->header ? r->header(r->header_user, name) : NULL;
 }
 
+const char *hs_http_req_query(const struct hs_http_req *r, const char *name)
+{
+    return r->query ? r->query(r->header_user, name) : NULL;
+}
+
 bool hs_http_req_gone(const struct hs_http_req *r)
 {
     return hs_http_probe_gone(&r->gone);
@@ -184,6 +189,12 @@ static const char *conn_header(void *user, const char *name)
     return MHD_lookup_connection_value(cn->c, MHD_HEADER_KIND, name);
 }
 
+static const char *conn_query(void *user, const char *name)
+{
+    struct conn *cn = user;
+    return MHD_lookup_connection_value(cn->c, MHD_GET_ARGUMENT_KIND, name);
+}
+
 static void set_timeout(struct MHD_Connection *c, unsigned s)
 {
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, s);
@@ -277,6 +288,7 @@ static enum MHD_Result dispatch(struct conn *cn, const char *method, const char 
         .loopback = cn->loopback,
         .header = conn_header,
         .header_user = cn,
+        .query = conn_query,
         .gone = {fd_gone, (void *)(intptr_t)cn->fd},
     };
     struct hs_http_resp resp = {0};

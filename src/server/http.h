@@ -41,9 +41,13 @@ struct hs_http_req {
     /* Header lookup, case-insensitive; NULL when absent. */
     const char *(*header)(void *user, const char *name);
     void *header_user;
+    /* Query-string argument lookup (decoded, the header's user); NULL when
+     * absent or when the transport has none. */
+    const char *(*query)(void *user, const char *name);
     struct hs_http_probe gone;
 };
 const char *hs_http_req_header(const struct hs_http_req *r, const char *name);
+const char *hs_http_req_query(const struct hs_http_req *r, const char *name);
 bool hs_http_req_gone(const struct hs_http_req *r);
 
 /* A streamed body: called until it returns 0 (the end) or < 0 (cut the

@@ -300,6 +300,10 @@ enum route {
     R_FEEDBACK,
     R_API_METRICS,
     R_API_ALERTS,
+    R_API_TIMESERIES,
+    R_API_AGENTS,
+    R_API_DRIFT,
+    R_DASHBOARD,
     R_ADMIN
 };
 
@@ -326,6 +330,9 @@ static enum route match(const char *method, const char *path, const char **allow
         {"/v1/feedback", true, R_FEEDBACK},
         {"/api/metrics", false, R_API_METRICS},
         {"/api/alerts", false, R_API_ALERTS},
+        {"/api/timeseries", false, R_API_TIMESERIES},
+        {"/api/agents", false, R_API_AGENTS},
+        {"/api/drift", false, R_API_DRIFT},
     };
     *one = NULL;
     for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++) {
@@ -342,6 +349,10 @@ static enum route match(const char *method, const char *path, const char **allow
     }
     if (!strcmp(path, "/admin") || !strncmp(path, "/admin/", 7))
         return R_ADMIN;
+    if (!strcmp(path, "/dashboard") || !strncmp(path, "/dashboard/", 11)) {
+        *allow = "GET, HEAD";
+        return is_get(method) ? R_DASHBOARD : R_METHOD;
+    }
     return R_NOT_FOUND;
 }
 
@@ -490,6 +501,27 @@ void hs_server_handle(hs_server *s, const struct hs_http_req *req, struct hs_htt
         if (req->loopback || hs_srv_auth(c, req, resp, true, false))
             hs_route_api_alerts(c, req, resp);
         break;
+    case R_API_TIMESERIES:
+        c->log = false;
+        if (req->loopback || hs_srv_auth(c, req, resp, true, false))
+            hs_route_api_timeseries(c, req, resp);
+        break;
+    case R_API_AGENTS:
+        c->log = false;
+        if (req->loopback || hs_srv_auth(c, req, resp, true, false))
+            hs_route_api_agents(c, req, resp);
+        break;
+    case R_API_DRIFT:
+        c->log = false;
+        if (req->loopback || hs_srv_auth(c, req, resp, true, false))
+            hs_route_api_drift(c, req, resp);
+        break;
+    case R_DASHBOARD:
+        /* The page and its scripts hold no data (that comes from /api/*,
+           loopback or admin key), so they are served to anyone. */
+        c->log = false;
+        hs_route_dashboard(c, req, resp);
+        break;
     case R_ADMIN:
         if (hs_srv_auth(c, req, resp, true, false)) {
             if (!strcmp(path, "/admin/adapters") || !strncmp(path, "/admin/adapters/", 16))
@@ -550,6 +582,8 @@ int hs_server_create(const struct hs_serve_config *cfg, const struct hs_server_o
         rc = hs_srv_monitor_start(s, err);
     if (!rc)
         rc = hs_srv_safety_load(s, err);
+    if (!rc)
+        rc = hs_srv_drift_start(s, err);
     if (!rc) {
         s->seen = hs_calloc(SRV_SEEN_SLOTS, sizeof *s->seen);
         if (!s->seen)
@@ -774,6 +808,7 @@ void hs_server_shutdown(hs_server *s, int drain_ms)
     if (!s || s->shut_down)
         return;
     s->shut_down = true;
+    hs_srv_drift_stop(s); /* a scheduled run in progress gives up now */
     double t0 = hs_now_s();
     double deadline = t0 + (drain_ms > 0 ? drain_ms : 0) / 1000.0;
     atomic_store(&s->state, SRV_DRAINING);
@@ -826,6 +861,7 @@ void hs_server_free(hs_server *s)
         hs_free(m->name);
     }
     hs_srv_agents_free(s);
+    hs_srv_drift_stop(s);
     hs_srv_monitor_stop(s);
     hs_safety_free(s->safety);
     hs_free(s->models);

@@ -104,6 +104,7 @@ struct hs_server {
     pthread_mutex_t mon_mu;
     pthread_cond_t mon_cv;
     bool mon_stop, mon_running;
+    struct srv_drift *drift; /* (issue 6) the scheduled drift jobs (drift_jobs.c); NULL = none */
     int64_t baseline_ts;  /* the store's baseline in use (its time); 0 = none from the store */
     bool baseline_saved;  /* the captured baseline went to the store */
     hs_http *http;
@@ -237,6 +238,27 @@ void hs_srv_monitor_observe(struct srv_call *c);
 void hs_route_api_alerts(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 /* GET /api/metrics. */
 void hs_route_api_metrics(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+
+/* ---- drift_jobs.c (issue 6): data and concept drift on a schedule ---- */
+/* Starts the jobs the config's drift section schedules (none: s->drift
+ * stays NULL). A job waits for the models before its first run. */
+int hs_srv_drift_start(hs_server *s, hs_err *err);
+/* Stops the jobs (a run in progress gives up) and frees them; idempotent. */
+void hs_srv_drift_stop(hs_server *s);
+/* Offers one incoming prompt's text to the data-drift sample of recent
+ * prompts (copied; cheap, never blocks on a run). */
+void hs_srv_drift_note_prompt(hs_server *s, const char *text, size_t len);
+/* GET /api/drift: the latest data and concept runs and the schedule. */
+void hs_route_api_drift(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+
+/* ---- route_timeseries.c (issue 6): the dashboard's history from the store ---- */
+/* GET /api/timeseries?hours=H&bucket=S */
+void hs_route_api_timeseries(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+/* GET /api/agents?hours=H: the per-agent breakdown */
+void hs_route_api_agents(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+
+/* ---- route_dashboard.c (issue 6): /dashboard and its assets, compiled in ---- */
+void hs_route_dashboard(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 
 /* (issue 6) POST /v1/feedback. */
 void hs_route_feedback(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
