@@ -517,7 +517,7 @@ void hs_server_handle(hs_server *s, const struct hs_http_req *req, struct hs_htt
             hs_route_api_drift(c, req, resp);
         break;
     case R_DASHBOARD:
-        /* The page and its scripts hold no data (that comes from /api/*,
+        /* The page and its scripts hold no data (that comes from the /api routes,
            loopback or admin key), so they are served to anyone. */
         c->log = false;
         hs_route_dashboard(c, req, resp);
