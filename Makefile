@@ -72,6 +72,40 @@ $(BUILD)/obj/%.o: src/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
 
+# The /dashboard page (issue 6): web/ and the uPlot chart library (npm, pinned by
+# web/package-lock.json) turned into C by scripts/embed_assets.c and compiled
+# into route_dashboard.o, so the binary serves them offline. The generated file
+# is included, not compiled on its own, so that a build of src/ without make
+# (scripts/fuzz.sh) still compiles: it gets a dashboard without its assets.
+HOSTCC    ?= cc
+UPLOT_DIR := web/node_modules/uplot/dist
+WEB_FILES := dashboard.html=web/dashboard.html dashboard.js=web/dashboard.js dashboard.css=web/dashboard.css \
+             uPlot.iife.min.js=$(UPLOT_DIR)/uPlot.iife.min.js uPlot.min.css=$(UPLOT_DIR)/uPlot.min.css
+WEB_SRC   := $(foreach f,$(WEB_FILES),$(word 2,$(subst =, ,$(f))))
+WEB_GEN   := $(BUILD)/gen/web_assets.inc
+
+$(BUILD)/tools/embed_assets: scripts/embed_assets.c
+	@mkdir -p $(dir $@)
+	$(HOSTCC) -std=c11 -O1 -Wall -Wextra -Werror -o $@ $<
+
+# npm writes node_modules/.package-lock.json on every install: it is the stamp
+# that says web/node_modules matches web/package-lock.json.
+web/node_modules/.package-lock.json: web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm is needed to fetch the dashboard's chart library (uplot, web/package-lock.json): install Node.js and npm, or run scripts/install-js.sh where npm is"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+$(UPLOT_DIR)/uPlot.iife.min.js $(UPLOT_DIR)/uPlot.min.css: web/node_modules/.package-lock.json
+	@test -f $@ || { echo "error: $@ is missing after npm ci in web/"; exit 1; }
+	@touch $@ # npm keeps the tarball's 1985 mtimes: date it after the stamp
+
+$(WEB_GEN): $(WEB_SRC) $(BUILD)/tools/embed_assets
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed_assets $@ $(WEB_FILES)
+
+$(BUILD)/obj/server/route_dashboard.o: $(WEB_GEN)
+$(BUILD)/obj/server/route_dashboard.o: CFLAGS_BASE += -I$(BUILD)/gen -DHS_WEB_ASSETS=1
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@

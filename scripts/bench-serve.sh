@@ -20,7 +20,10 @@
 #      N-client t/s over llama-server's) and as scaling (hestia's N-client/1-client
 #      ratio beside llama-server's, each measured within its own run).
 # Usage: scripts/bench-serve.sh [path/to/hestia]
+#   6. measures the operating layer's overhead (monitor, safety checks, alert sinks on
+#      against off) at 8 clients, in alternating runs; the issue allows 3%.
 # Environment: BENCH_SERVE_CLIENTS ("1 4 8 16"), BENCH_SERVE_ROUNDS (3), BENCH_SERVE_THREADS (2),
+#   BENCH_SERVE_OPS_PAIRS (3 on/off pairs; 0 skips step 6),
 #   BENCH_SERVE_PARALLEL (16), BENCH_SERVE_PROMPT (53), BENCH_SERVE_TOKENS (64),
 #   BENCH_SHAPE (1b), BENCH_SERVE_TYPE (q4_k_m), BENCH_DIR (build/bench), HESTIA_SHARED (../shared).
 set -euo pipefail
@@ -36,6 +39,7 @@ n_gen=${BENCH_SERVE_TOKENS:-64}
 shape=${BENCH_SHAPE:-1b}
 qtype=${BENCH_SERVE_TYPE:-q4_k_m}
 dir=${BENCH_DIR:-build/bench}
+ops_pairs=${BENCH_SERVE_OPS_PAIRS:-3}
 shared=${HESTIA_SHARED:-../shared}
 ref=$shared/perf/llamacpp-cpu.md
 json=$dir/serve.json
@@ -116,12 +120,63 @@ for c in $levels; do
 done
 bench_stop
 cp "$tmp/bench.db" "$dir/serve.db"
+
+# 5. the operating layer's overhead (issue 6): 8 clients against a server with the
+# monitor, the safety checks and alert sinks on (a JSONL file and a webhook whose
+# receiver is down, so it retries), and against one with all of them off; the two
+# alternate (on off off on on off ...) so that a machine getting busier or quieter
+# weighs on both alike. Each run gets a fresh store.
+ops_runs=()
+if [ "$ops_pairs" -gt 0 ]; then
+    dead_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+    cat >"$tmp/ops-on.yaml" <<YAML
+safety:
+  rules: config/safety.yaml
+monitor:
+  enabled: true
+  interval_s: 1
+alerts:
+  throttle_s: 60
+  retry_initial_ms: 200
+  sinks:
+    - kind: jsonl
+      path: $tmp/alerts.jsonl
+    - kind: webhook
+      url: http://127.0.0.1:$dead_port/down
+YAML
+    cat >"$tmp/ops-off.yaml" <<YAML
+safety:
+  rules: null
+monitor:
+  enabled: false
+YAML
+    python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); json.dump(p[:int(sys.argv[2])], open(sys.argv[3], "w"))' \
+        "$tmp/prompts.json" "$((8 * rounds))" "$tmp/ops-prompts.json"
+    order=()
+    for i in $(seq 1 "$ops_pairs"); do
+        if [ $((i % 2)) -eq 1 ]; then order+=(on off); else order+=(off on); fi
+    done
+    k=0
+    for mode in "${order[@]}"; do
+        k=$((k + 1))
+        rm -f "$tmp/bench.db" "$tmp/bench.db-wal" "$tmp/bench.db-shm"
+        bench_serve --config "$tmp/ops-$mode.yaml" -m "$model" --threads "$threads" --parallel "$parallel" --ctx "$ctx"
+        node bench/serve_load.mjs --url "$url" --model "$name" --clients 4 --requests 1 --max-tokens 8 \
+            --prompts "$tmp/warm.json" --quiet
+        echo "bench-serve: operating layer $mode, run $k of ${#order[@]}: 8 clients x $rounds requests" >&2
+        node bench/serve_load.mjs --url "$url" --model "$name" --clients 8 --requests "$rounds" --stream \
+            --max-tokens "$n_gen" $ignore_eos --prompts "$tmp/ops-prompts.json" --json-out "$tmp/ops$k-$mode.json" \
+            --timeout 600 >&2
+        bench_stop
+        ops_runs+=("$tmp/ops$k-$mode.json")
+    done
+fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# 5. table, JSON, ratios
-LOAD_START=$load_start LOAD_END=$load_end \
+# 6. table, JSON, ratios
+OPS_RUNS="${ops_runs[*]}" LOAD_START=$load_start LOAD_END=$load_end \
 python3 - "$json" "$ref" "$name" "$threads" "$parallel" "$n_prompt" "$n_gen" "${ignore_eos:+1}" "${results[@]}" <<'EOF'
-import json, os, re, sys
+import json, os, re, statistics, sys
 out, ref, name, threads, parallel, n_prompt, n_gen, ie = sys.argv[1:9]
 levels = [json.load(open(p)) for p in sys.argv[9:]]
 def s(ms): return "%.2f" % (ms / 1000) if ms is not None else "-"
@@ -175,6 +230,26 @@ if os.path.exists(ref):
             print(line)
 else:
     print("no %s; no llama-server comparison" % ref)
+ops = {"on": [], "off": []}
+for p in os.environ.get("OPS_RUNS", "").split():
+    L = json.load(open(p))
+    mode = "on" if p.endswith("-on.json") else "off"
+    ops[mode].append({"tokens_per_second": L["tokens_per_second"], "ok": L["ok"], "requests": L["requests"],
+                      "latency_p50_ms": L["latency_ms"]["p50"]})
+if ops["on"] and ops["off"]:
+    on = statistics.median(r["tokens_per_second"] for r in ops["on"])
+    off = statistics.median(r["tokens_per_second"] for r in ops["off"])
+    ops["median_on"], ops["median_off"] = on, off
+    ops["on_over_off"] = on / off if off > 0 else None
+    res["ops_overhead"] = ops
+    print()
+    print("operating layer at 8 clients (monitor, safety checks, alert sinks), %d runs each, alternating:" % len(ops["on"]))
+    print("  on:  " + ", ".join("%.2f" % r["tokens_per_second"] for r in ops["on"]) + " tokens/s (median %.2f)" % on)
+    print("  off: " + ", ".join("%.2f" % r["tokens_per_second"] for r in ops["off"]) + " tokens/s (median %.2f)" % off)
+    if off > 0:
+        d = (1 - on / off) * 100
+        print("  on / off = %.3f: %s%.1f%% (the issue allows 3%%)%s" % (on / off, "-" if d >= 0 else "+", abs(d),
+              "" if d <= 3 else "  <-- OVER 3%"))
 json.dump(res, open(out, "w"), indent=1)
 print("\nbench-serve: results in %s" % out)
 EOF

@@ -23,6 +23,8 @@ int hs_cmd_assess(int argc, char **argv);
 int hs_cmd_baseline(int argc, char **argv);
 int hs_cmd_drift(int argc, char **argv);
 int hs_cmd_report(int argc, char **argv);
+int hs_cmd_experiment(int argc, char **argv);
+int hs_cmd_eval(int argc, char **argv);
 
 /* perplexity/kld: parses one of their shared value options into p (see
  * cmd_perplexity.c); 0 on success, else the usage exit code. */

@@ -15,6 +15,7 @@
 #include "engine/client.h"
 #include "ops/drift.h"
 #include "ops/drift_concept.h"
+#include "ops/drift_job.h"
 #include "ops/store.h"
 #include "ops/store_ops.h"
 
@@ -26,11 +27,10 @@
 
 #define CMD "drift"
 #define EXIT_DRIFTED 3
-#define EMBED_BATCH 32
 #define DEFAULT_PARALLEL 4
 #define DEFAULT_MAX_TOKENS 128
 #define DEFAULT_TIMEOUT_S 300
-#define BASELINE_NAME "concept_accuracy"
+#define BASELINE_NAME HS_DRIFT_BASELINE_NAME
 
 static void usage(FILE *f)
 {
@@ -230,15 +230,44 @@ static int record_run(hs_store *s, const char *kind, const char *status, double 
     *id = 0;
     if (!s)
         return 0;
-    struct hs_drift_run r = {
-        .kind = kind, .status = status, .score = score, .p_value = p_value, .details = details};
     hs_err err = {0};
-    if (hs_store_drift_add(s, &r, id, &err))
+    if (hs_drift_store_run(s, kind, status, score, p_value, details, 0, id, &err))
         return hs_cli_fail(CMD, "recording the run: %s", err.msg);
     return 0;
 }
 
-/* Prints details (a JSON object's text) with more members, indented. */
+/* The backend of ops/drift_job.h over hs_client: any OpenAI-compatible
+ * server's /v1/embeddings and /v1/chat/completions. */
+struct cli_backend {
+    hs_client *c;
+    const char *model;
+};
+
+static int cli_embed(void *user, const char *const *texts, int n, float **vecs, int *dim, hs_err *err)
+{
+    struct cli_backend *b = user;
+    return hs_client_embed(b->c, b->model, texts, n, vecs, dim, err);
+}
+
+static int cli_chat(void *user, const char *question, int max_tokens, char **answer, hs_err *err)
+{
+    struct cli_backend *b = user;
+    struct hs_chat_msg msg = {.role = "user", .content = question};
+    struct hs_chat_req req;
+    hs_chat_req_init(&req);
+    req.model = b->model;
+    req.messages = &msg;
+    req.n_messages = 1;
+    req.max_tokens = max_tokens;
+    req.temperature = 0.0f; /* the deploy-time answer is the greedy one */
+    struct hs_chat_resp resp = {0};
+    int rc = hs_client_chat(b->c, &req, &resp, err);
+    if (!rc && !(*answer = hs_strdup(resp.content ? resp.content : "")))
+        rc = hs_err_set(err, HS_ENOMEM, "out of memory");
+    hs_chat_resp_free(&resp);
+    return rc;
+}
+
 static int print_json(const char *details, json_t *extra)
 {
     json_error_t je;
@@ -257,135 +286,10 @@ static int print_json(const char *details, json_t *extra)
 /* ---------------------------------------------------------------------------
  * data drift */
 
-static bool ends_with(const char *s, const char *suffix)
+static int load_texts(const char *path, struct hs_drift_texts *t)
 {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
-struct texts {
-    char **v;
-    int n, cap;
-};
-
-static void texts_free(struct texts *t)
-{
-    for (int i = 0; i < t->n; i++)
-        hs_free(t->v[i]);
-    hs_free(t->v);
-    memset(t, 0, sizeof *t);
-}
-
-static int texts_push(struct texts *t, char *s)
-{
-    if (!s)
-        return HS_ENOMEM;
-    if (t->n == t->cap) {
-        int ncap = t->cap ? t->cap * 2 : 64;
-        char **nv = hs_realloc_array(t->v, (size_t)ncap, sizeof *nv);
-        if (!nv) {
-            hs_free(s);
-            return HS_ENOMEM;
-        }
-        t->v = nv;
-        t->cap = ncap;
-    }
-    t->v[t->n++] = s;
-    return HS_OK;
-}
-
-static bool blank(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-            return false;
-    return true;
-}
-
-/* One text per line (.txt), or a "prompt", "text" or "question" string per
- * JSON object line (.jsonl); blank lines skipped. Errors name FILE:LINE. */
-static int load_texts(const char *path, struct texts *t)
-{
-    char *data = NULL;
-    size_t len = 0;
     hs_err err = {0};
-    if (hs_read_file(path, &data, &len, &err))
-        return hs_cli_fail_err(CMD, &err);
-    bool jsonl = ends_with(path, ".jsonl") || ends_with(path, ".ndjson");
-    int rc = 0, line = 0;
-    for (size_t pos = 0; !rc && pos < len;) {
-        const char *s = data + pos;
-        const char *nl = memchr(s, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - s) : len - pos;
-        pos += n + 1;
-        line++;
-        if (n && s[n - 1] == '\r')
-            n--;
-        if (blank(s, n))
-            continue;
-        if (!jsonl) {
-            if (texts_push(t, hs_strndup(s, n)))
-                rc = hs_cli_fail(CMD, "out of memory");
-            continue;
-        }
-        json_error_t je;
-        json_t *j = json_loadb(s, n, 0, &je);
-        const char *text = NULL;
-        static const char *const keys[] = {"prompt", "text", "question"};
-        for (size_t k = 0; !text && k < sizeof keys / sizeof keys[0]; k++)
-            text = json_string_value(json_object_get(j, keys[k]));
-        if (!j)
-            rc = hs_cli_fail(CMD, "%s:%d: invalid JSON: %s", path, line, je.text);
-        else if (!json_is_object(j))
-            rc = hs_cli_fail(CMD, "%s:%d: not a JSON object", path, line);
-        else if (!text)
-            rc = hs_cli_fail(CMD, "%s:%d: no \"prompt\", \"text\" or \"question\" string", path, line);
-        else if (texts_push(t, hs_strdup(text)))
-            rc = hs_cli_fail(CMD, "out of memory");
-        json_decref(j);
-    }
-    hs_free(data);
-    if (!rc && t->n < 2)
-        rc = hs_cli_fail(CMD, "%s: %d text%s; the comparison needs 2 at least", path, t->n,
-                         t->n == 1 ? "" : "s");
-    if (rc)
-        texts_free(t);
-    return rc;
-}
-
-/* The embeddings of every text, EMBED_BATCH a request: n x *dim floats. */
-static int embed_all(hs_client *c, const char *model, const char *base, const char *path,
-                     const struct texts *t, float **out, int *dim)
-{
-    float *all = NULL;
-    *dim = 0;
-    for (int i = 0; i < t->n; i += EMBED_BATCH) {
-        int nb = t->n - i < EMBED_BATCH ? t->n - i : EMBED_BATCH;
-        float *vecs = NULL;
-        int d = 0;
-        hs_err err = {0};
-        if (hs_client_embed(c, model, (const char *const *)t->v + i, nb, &vecs, &d, &err)) {
-            hs_free(all);
-            return hs_cli_fail(CMD, "backend %s: embedding %s: %s", base, path, err.msg);
-        }
-        if (!all) {
-            *dim = d;
-            all = d > 0 ? hs_malloc((size_t)t->n * (size_t)d * sizeof *all) : NULL;
-            if (!all) {
-                hs_free(vecs);
-                return d > 0 ? hs_cli_fail(CMD, "out of memory")
-                             : hs_cli_fail(CMD, "backend %s: embeddings of no dimension", base);
-            }
-        } else if (d != *dim) {
-            hs_free(vecs);
-            hs_free(all);
-            return hs_cli_fail(CMD, "backend %s: embeddings of %d then %d dimensions", base, *dim, d);
-        }
-        memcpy(all + (size_t)i * (size_t)d, vecs, (size_t)nb * (size_t)d * sizeof *all);
-        hs_free(vecs);
-    }
-    *out = all;
-    return 0;
+    return hs_drift_texts_load(t, path, &err) ? hs_cli_fail_err(CMD, &err) : 0;
 }
 
 static void print_data(const struct opts *o, const struct hs_drift_data_result *r, int64_t run_id)
@@ -409,23 +313,13 @@ static void print_data(const struct opts *o, const struct hs_drift_data_result *
     if (run_id > 0)
         printf("recorded     run %lld in %s\n", (long long)run_id, o->store);
 }
-
-static int cmd_data(const struct opts *o, hs_client *c, const char *base, hs_store *s)
+static int cmd_data(const struct opts *o, const struct hs_drift_backend *b, hs_store *s)
 {
-    struct texts ref = {0}, cur = {0};
-    float *eref = NULL, *ecur = NULL;
-    int dref = 0, dcur = 0;
+    struct hs_drift_texts ref = {0}, cur = {0};
     char *details = NULL;
     int rc = load_texts(o->reference, &ref);
     if (!rc)
         rc = load_texts(o->current, &cur);
-    if (!rc)
-        rc = embed_all(c, o->model, base, o->reference, &ref, &eref, &dref);
-    if (!rc)
-        rc = embed_all(c, o->model, base, o->current, &cur, &ecur, &dcur);
-    if (!rc && dref != dcur)
-        rc = hs_cli_fail(CMD, "backend %s: the reference has %d dimensions, the current set %d", base, dref,
-                         dcur);
     struct hs_drift_data_result r;
     struct hs_drift_params p = o->data;
     hs_pool *pool = NULL;
@@ -433,11 +327,9 @@ static int cmd_data(const struct opts *o, hs_client *c, const char *base, hs_sto
         rc = hs_cli_fail(CMD, "could not start the threads");
     p.pool = pool;
     hs_err err = {0};
-    if (!rc && hs_drift_data(eref, ref.n, ecur, cur.n, dref, &p, &r, &err))
+    if (!rc && hs_drift_run_data(b, &ref, o->reference, &cur, o->current, &p, &r, &details, &err))
         rc = hs_cli_fail_err(CMD, &err);
     hs_pool_free(pool);
-    if (!rc && !(details = hs_drift_data_to_json(&r, &p)))
-        rc = hs_cli_fail(CMD, "out of memory");
     int64_t run_id = 0;
     if (!rc)
         rc = record_run(s, "data", hs_drift_status_name(r.status), r.mmd2, r.p_value, details, &run_id);
@@ -453,47 +345,13 @@ static int cmd_data(const struct opts *o, hs_client *c, const char *base, hs_sto
     if (!rc && r.status == HS_DRIFT_DRIFTED)
         rc = EXIT_DRIFTED;
     hs_free(details);
-    hs_free(eref);
-    hs_free(ecur);
-    texts_free(&ref);
-    texts_free(&cur);
+    hs_drift_texts_free(&ref);
+    hs_drift_texts_free(&cur);
     return rc;
 }
 
 /* ---------------------------------------------------------------------------
  * concept drift */
-
-struct ask_job {
-    hs_client *c;
-    const struct opts *o;
-    const struct hs_concept_ref *ref;
-    char **answers;
-    int *rcs;
-    hs_err *errs;
-};
-
-static void ask_range(void *arg, long lo, long hi)
-{
-    struct ask_job *j = arg;
-    for (long i = lo; i < hi; i++) {
-        struct hs_chat_msg msg = {.role = "user", .content = j->ref->items[i].question};
-        struct hs_chat_req req;
-        hs_chat_req_init(&req);
-        req.model = j->o->model;
-        req.messages = &msg;
-        req.n_messages = 1;
-        req.max_tokens = j->o->max_tokens;
-        req.temperature = 0.0f; /* the deploy-time answer is the greedy one */
-        struct hs_chat_resp resp = {0};
-        j->rcs[i] = hs_client_chat(j->c, &req, &resp, &j->errs[i]);
-        if (!j->rcs[i]) {
-            j->answers[i] = hs_strdup(resp.content ? resp.content : "");
-            if (!j->answers[i])
-                j->rcs[i] = hs_err_set(&j->errs[i], HS_ENOMEM, "out of memory");
-        }
-        hs_chat_resp_free(&resp);
-    }
-}
 
 /* The recorded accuracy: --recorded, else the store's baseline; NaN when
  * neither. *from says where it came from. */
@@ -503,30 +361,18 @@ static int recorded_accuracy(const struct opts *o, hs_store *s, double *acc, con
     *from = "--recorded";
     if (!isnan(*acc) || !s)
         return 0;
-    char *details = NULL;
     hs_err err = {0};
-    int rc = hs_store_baseline_get(s, BASELINE_NAME, NULL, &details, &err);
+    double a = NAN;
+    int rc = hs_drift_recorded_get(s, &a, &err);
     if (rc == HS_ENOTFOUND)
         return 0;
     if (rc)
         return hs_cli_fail(CMD, "--store %s: %s", o->store, err.msg);
-    json_t *j = json_loads(details, 0, NULL);
-    json_t *a = json_object_get(j, "accuracy");
-    rc = json_is_number(a) && json_number_value(a) >= 0 && json_number_value(a) <= 100
-             ? 0
-             : hs_cli_fail(CMD, "--store %s: the '" BASELINE_NAME "' baseline has no accuracy from 0 to 100",
-                           o->store);
-    if (!rc) {
-        *acc = json_number_value(a);
-        *from = "the store";
-    }
-    json_decref(j);
-    hs_free(details);
-    return rc;
+    *acc = a;
+    *from = "the store";
+    return 0;
 }
 
-/* Prints s on one line, at most max bytes (the rest as "..."), newlines as
- * spaces. */
 static void put_short(const char *s, size_t max)
 {
     size_t n = strlen(s);
@@ -595,8 +441,7 @@ static json_t *failed_json(const struct hs_concept_ref *ref, char **answers,
     }
     return arr;
 }
-
-static int cmd_concept(const struct opts *o, hs_client *c, const char *base, hs_store *s)
+static int cmd_concept(const struct opts *o, const struct hs_drift_backend *b, hs_store *s)
 {
     struct hs_concept_ref ref = {0};
     hs_err err = {0};
@@ -605,69 +450,32 @@ static int cmd_concept(const struct opts *o, hs_client *c, const char *base, hs_
     double recorded;
     const char *from;
     int rc = recorded_accuracy(o, s, &recorded, &from);
-    char **answers = hs_calloc((size_t)ref.n, sizeof *answers);
-    int *rcs = hs_calloc((size_t)ref.n, sizeof *rcs);
-    hs_err *errs = hs_calloc((size_t)ref.n, sizeof *errs);
-    struct hs_concept_score *sc = hs_calloc((size_t)ref.n, sizeof *sc);
-    if (!rc && (!answers || !rcs || !errs || !sc))
-        rc = hs_cli_fail(CMD, "out of memory");
-    hs_pool *pool = NULL;
-    if (!rc && hs_pool_create(o->parallel < ref.n ? o->parallel : ref.n, &pool))
-        rc = hs_cli_fail(CMD, "could not start the threads");
-    if (!rc) {
-        struct ask_job job = {.c = c, .o = o, .ref = &ref, .answers = answers, .rcs = rcs, .errs = errs};
-        hs_pool_for(pool, ref.n, 1, ask_range, &job);
-        /* a failed request is not a wrong answer: the check could not run */
-        for (int i = 0; !rc && i < ref.n; i++)
-            if (rcs[i])
-                rc = hs_cli_fail(CMD, "backend %s: %s:%d: %s", base, o->reference, ref.items[i].line,
-                                 errs[i].msg);
-    }
-    hs_pool_free(pool);
-    struct hs_concept_result r;
-    if (!rc && hs_concept_evaluate(&ref, (const char *const *)answers, recorded, &o->concept, &r, sc, &err))
+    struct hs_concept_run run = {0};
+    if (!rc && hs_drift_run_concept(b, &ref, o->reference, recorded, &o->concept, o->max_tokens, o->parallel,
+                                    &run, &err))
         rc = hs_cli_fail_err(CMD, &err);
-    char *details = rc ? NULL : hs_concept_result_to_json(&r, &o->concept);
-    if (!rc && !details)
-        rc = hs_cli_fail(CMD, "out of memory");
+    const struct hs_concept_result *r = &run.r;
     int64_t run_id = 0;
     if (!rc)
-        rc = record_run(s, "concept", r.drifted ? "DRIFTED" : "STABLE", r.accuracy, r.p_value, details,
+        rc = record_run(s, "concept", r->drifted ? "DRIFTED" : "STABLE", r->accuracy, r->p_value, run.details,
                         &run_id);
-    if (!rc && o->record) {
-        char *b = NULL;
-        json_t *bj = json_pack("{s:f, s:i, s:i, s:s, s:s}", "accuracy", r.accuracy, "n", r.n, "correct",
-                               r.n_correct, "model", o->model, "reference", o->reference);
-        if (bj)
-            b = json_dumps(bj, JSON_COMPACT | JSON_REAL_PRECISION(10));
-        json_decref(bj);
-        if (!b)
-            rc = hs_cli_fail(CMD, "out of memory");
-        else if (hs_store_baseline_put(s, BASELINE_NAME, 0, b, &err))
-            rc = hs_cli_fail(CMD, "--store %s: %s", o->store, err.msg);
-        free(b); /* jansson's allocator */
-    }
+    if (!rc && o->record && hs_drift_recorded_put(s, r, o->model, o->reference, &err))
+        rc = hs_cli_fail(CMD, "--store %s: %s", o->store, err.msg);
     if (!rc && o->json) {
-        json_t *failed = failed_json(&ref, answers, sc);
+        json_t *failed = failed_json(&ref, run.answers, run.scores);
         json_t *extra =
             failed ? json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "kind", "concept", "model", o->model,
                                "reference", o->reference, "failed", failed, "run_id",
                                run_id > 0 ? json_integer(run_id) : json_null(), "recorded_now", o->record)
                    : NULL;
-        rc = extra ? print_json(details, extra) : hs_cli_fail(CMD, "out of memory");
+        rc = extra ? print_json(run.details, extra) : hs_cli_fail(CMD, "out of memory");
         json_decref(extra);
     } else if (!rc) {
-        print_concept(o, &ref, answers, sc, &r, from, run_id);
+        print_concept(o, &ref, run.answers, run.scores, r, from, run_id);
     }
-    if (!rc && r.drifted)
+    if (!rc && r->drifted)
         rc = EXIT_DRIFTED;
-    hs_free(details);
-    for (int i = 0; answers && i < ref.n; i++)
-        hs_free(answers[i]);
-    hs_free(answers);
-    hs_free(rcs);
-    hs_free(errs);
-    hs_free(sc);
+    hs_concept_run_free(&run);
     hs_concept_ref_free(&ref);
     return rc;
 }
@@ -707,8 +515,12 @@ int hs_cmd_drift(int argc, char **argv)
     rc = make_client(&o, base, &c);
     if (!rc)
         rc = open_store(o.store, &s);
+    char who[512];
+    snprintf(who, sizeof who, "backend %s", base);
+    struct cli_backend cb = {.c = c, .model = o.model};
+    struct hs_drift_backend b = {.user = &cb, .name = who, .embed = cli_embed, .chat = cli_chat};
     if (!rc)
-        rc = is_data(&o) ? cmd_data(&o, c, base, s) : cmd_concept(&o, c, base, s);
+        rc = is_data(&o) ? cmd_data(&o, &b, s) : cmd_concept(&o, &b, s);
     if (fflush(stdout) != 0 && (rc == 0 || rc == EXIT_DRIFTED))
         rc = hs_cli_fail(CMD, "writing to stdout failed");
     hs_store_close(s);

@@ -1,11 +1,13 @@
-/* 'hestia logs export': the request records in the store as JSON Lines
- * (ops/store.h writes them; this parses flags and picks the output). */
+/* 'hestia logs export' and 'hestia logs import': the request records in the
+ * store as JSON Lines and back (ops/store.h writes them, ops/store_import.h
+ * reads them; this parses flags and picks the files). */
 #include "cli/cli.h"
 
 #include "base/buf.h"
 #include "base/mem.h"
 #include "base/parse.h"
 #include "ops/store.h"
+#include "ops/store_import.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,15 +21,24 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: hestia logs export [--jsonl] [--since TIME] [-o FILE] [--store FILE]\n"
+            "       hestia logs import [--skip-existing] [--store FILE] FILE.jsonl|-\n"
             "\n"
+            "export\n"
             "Writes every request record as one JSON object per line, oldest first, with the\n"
             "request and response bodies when the server stored them (serve --log-bodies).\n"
             "  --jsonl        the format (the only one, and the default)\n"
             "  --since TIME   records from TIME on: unix milliseconds, or an ISO 8601 date or\n"
             "                 time (2026-11-26, 2026-11-26T12:00:00Z, ...+01:00; UTC when no zone)\n"
             "  -o FILE        write to FILE (via a temporary file and a rename) instead of stdout\n"
-            "  --store FILE   the store (default %s)\n",
-            DEFAULT_STORE);
+            "  --store FILE   the store (default %s)\n"
+            "\n"
+            "import\n"
+            "Reads what export writes (one record per line; \"-\" is stdin), with the\n"
+            "bodies and the \"feedback\" object when present, into the store in one\n"
+            "transaction: a bad line is reported as FILE:LINE and nothing is imported.\n"
+            "  --skip-existing  skip records whose id is already stored (default: an error)\n"
+            "  --store FILE     the store (default %s; created when absent)\n",
+            DEFAULT_STORE, DEFAULT_STORE);
 }
 
 /* n digits at *p into *out; advances *p. */
@@ -176,6 +187,56 @@ static int cmd_export(int argc, char **argv)
     return rc;
 }
 
+static int cmd_import(int argc, char **argv)
+{
+    const char *store = DEFAULT_STORE, *file = NULL;
+    bool skip = false;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--skip-existing")) {
+            skip = true;
+        } else if (!strcmp(a, "--store")) {
+            if (i + 1 >= argc)
+                return hs_cli_usage("logs", "%s needs a value", a);
+            store = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            return hs_cli_usage("logs", "unknown option '%s'", a);
+        } else if (file) {
+            return hs_cli_usage("logs", "unexpected argument '%s' (one file per import)", a);
+        } else {
+            file = a;
+        }
+    }
+    if (!file)
+        return hs_cli_usage("logs", "import needs a file (or - for stdin)");
+    bool std_in = !strcmp(file, "-");
+    FILE *in = std_in ? stdin : fopen(file, "r");
+    if (!in)
+        return hs_cli_fail("logs", "%s: %s", file, strerror(errno));
+    hs_store *s;
+    hs_err err = {0};
+    int rc = hs_store_open(store, &s, &err);
+    struct hs_import_stats st;
+    if (!rc) {
+        rc = hs_store_import_jsonl(s, in, std_in ? "stdin" : file, skip, &st, &err);
+        hs_store_close(s);
+    }
+    if (!std_in)
+        fclose(in);
+    if (rc)
+        return hs_cli_fail_err("logs", &err);
+    fprintf(stderr, "imported %lld records (%lld with feedback) into %s", (long long)st.records,
+            (long long)st.feedback, store);
+    if (st.skipped)
+        fprintf(stderr, "; skipped %lld already there", (long long)st.skipped);
+    fputc('\n', stderr);
+    return 0;
+}
+
 int hs_cmd_logs(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -184,5 +245,7 @@ int hs_cmd_logs(int argc, char **argv)
     }
     if (!strcmp(argv[1], "export"))
         return cmd_export(argc, argv);
-    return hs_cli_usage("logs", "unknown subcommand '%s' (export)", argv[1]);
+    if (!strcmp(argv[1], "import"))
+        return cmd_import(argc, argv);
+    return hs_cli_usage("logs", "unknown subcommand '%s' (export, import)", argv[1]);
 }

@@ -29,6 +29,8 @@ static const struct command k_commands[] = {
     {"baseline", hs_cmd_baseline, "the monitor's baseline in the store: set from recent requests, show, clear"},
     {"report", hs_cmd_report, "the retraining criteria from the store, each with its value and verdict"},
     {"drift", hs_cmd_drift, "drift checks on any OpenAI-compatible server: data (embeddings) and concept (answers)"},
+    {"experiment", hs_cmd_experiment, "A/B tests, shadows and canaries in the store: report, decide, rollback, promote"},
+    {"eval", hs_cmd_eval, "expert evaluation of an experiment: export a CSV sheet, import the scores"},
 };
 
 static void usage(FILE *f) {

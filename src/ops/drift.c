@@ -476,17 +476,21 @@ char *hs_drift_data_to_json(const struct hs_drift_data_result *r, const struct h
 void hs_drift_config_default(struct hs_drift_config *c)
 {
     memset(c, 0, sizeof *c);
-    hs_drift_params_default(&c->data);
-    hs_concept_params_default(&c->concept);
-    c->every_ms = 7LL * 24 * 3600 * 1000;
+    hs_drift_params_default(&c->data.params);
+    c->data.min_samples = 20;
+    hs_concept_params_default(&c->concept.params);
+    c->concept.max_tokens = 128;
 }
 
 void hs_drift_config_free(struct hs_drift_config *c)
 {
     if (!c)
         return;
-    hs_free(c->reference);
-    c->reference = NULL;
+    hs_free(c->data.reference);
+    hs_free(c->data.model);
+    hs_free(c->concept.reference);
+    hs_free(c->concept.model);
+    c->data.reference = c->data.model = c->concept.reference = c->concept.model = NULL;
 }
 
 int hs_drift_parse_every(const char *s, int64_t *ms)

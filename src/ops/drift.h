@@ -86,22 +86,48 @@ double hs_drift_welch(double mean1, double var1, double n1, double mean2, double
 char *hs_drift_data_to_json(const struct hs_drift_data_result *r, const struct hs_drift_params *p);
 
 /* ---- configuration: the `drift:` section of hestia.yaml ----
+ * Two jobs the server runs on a schedule; an absent (or null) section, or
+ * every: 0, schedules nothing (`hestia drift data|concept` still run them by
+ * hand):
  *   drift:
- *     every: 7d                 # how often the drift jobs run (s, m, h, d, w); 0 = on demand only
- *     alpha: 0.05
- *     centroid_threshold: 0.10
- *     permutations: 500
- *     seed: 42
- *     max_samples: 500          # recent prompts (and reference rows) per run
- *     reference: data/reference.jsonl   # concept drift: {question, expected} per line
- *     similarity_threshold: 0.8
- *     accuracy_drop_points: 15
- * Read by hs_monitor_config_parse / hs_drift_config_parse_node (ops/monitor.h). */
+ *     data:                       # the recent prompts against a reference sample
+ *       every: 7d                 # s, m, h, d, w; default 7d when the section is there
+ *       reference: prompts.txt    # required: .txt (a text a line) or .jsonl ("prompt")
+ *       model: default            # whose embeddings; default the first model
+ *       alpha: 0.05
+ *       centroid_threshold: 0.10
+ *       permutations: 500
+ *       seed: 42
+ *       max_samples: 500          # recent prompts kept (and reference rows used)
+ *       min_samples: 20           # fewer recent prompts: the run is skipped
+ *     concept:                    # a reference Q&A set against the recorded accuracy
+ *       every: 30d                # default 30d when the section is there
+ *       reference: ref.jsonl      # required: {question, expected, facts?} a line
+ *       model: default
+ *       similarity_threshold: 0.8
+ *       accuracy_drop_points: 15
+ *       max_tokens: 128
+ * Read by hs_monitor_config_parse / hs_drift_config_parse_node (ops/monitor.h);
+ * errors name FILE:LINE and the key (drift.data.alpha). */
+#define HS_DRIFT_DATA_EVERY_MS (7LL * 24 * 3600 * 1000)
+#define HS_DRIFT_CONCEPT_EVERY_MS (30LL * 24 * 3600 * 1000)
+struct hs_drift_data_config {
+    int64_t every_ms;              /* 0 = not scheduled (the default) */
+    char *reference;               /* owned; NULL = none */
+    char *model;                   /* owned; NULL = the first model */
+    struct hs_drift_params params; /* pool is not in the file */
+    int min_samples;               /* default 20 */
+};
+struct hs_drift_concept_config {
+    int64_t every_ms; /* 0 = not scheduled (the default) */
+    char *reference;  /* owned; NULL = none */
+    char *model;      /* owned; NULL = the first model */
+    struct hs_concept_params params;
+    int max_tokens; /* per answer; default 128 */
+};
 struct hs_drift_config {
-    struct hs_drift_params data; /* pool is not in the file */
-    struct hs_concept_params concept;
-    int64_t every_ms; /* default 7 days */
-    char *reference;  /* owned; NULL when none */
+    struct hs_drift_data_config data;
+    struct hs_drift_concept_config concept;
 };
 void hs_drift_config_default(struct hs_drift_config *c);
 void hs_drift_config_free(struct hs_drift_config *c);

@@ -190,6 +190,7 @@ char *hs_monitor_breach_details_json(const struct hs_monitor_breach *b);
  *       confidence_drop: 0.15
  *       error_rate: 0.05 */
 struct hs_monitor_config {
+    bool enabled; /* false: no windows, no thread, no breach alerts; default true */
     struct hs_monitor_params params; /* clock and seed are not in the file */
     struct hs_monitor_thresholds thresholds;
     int interval_s; /* default 10 */

@@ -23,6 +23,7 @@ void hs_monitor_config_default(struct hs_monitor_config *c)
     hs_monitor_params_default(&c->params);
     hs_monitor_thresholds_default(&c->thresholds);
     c->interval_s = 10;
+    c->enabled = true;
 }
 
 /* ---- the tables ---- */
@@ -34,6 +35,7 @@ enum ftype {
     T_DURATION, /* int64_t milliseconds from "7d", "12h", ... (hs_drift_parse_every) */
     T_STR,      /* char *, owned; null or empty = NULL */
     T_MAP,      /* a nested mapping; its fields' offsets are from the same base */
+    T_BOOL,     /* bool: true or false */
 };
 
 struct field {
@@ -58,6 +60,7 @@ static const struct field threshold_fields[] = {
 };
 
 static const struct field monitor_fields[] = {
+    {"enabled", T_BOOL, MC(enabled), 0, 0, NULL},
     {"window", T_INT, MC(params.window), 1, 1 << 24, NULL},
     {"hour_samples", T_INT, MC(params.hour_samples), 1, 1 << 20, NULL},
     {"baseline_requests", T_INT, MC(params.baseline_requests), 0, 1 << 24, NULL},
@@ -67,16 +70,33 @@ static const struct field monitor_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+/* drift: {data: {...}, concept: {...}} (ops/drift.h) */
+static const struct field drift_data_fields[] = {
+    {"every", T_DURATION, DC(data.every_ms), 0, 0, NULL},
+    {"reference", T_STR, DC(data.reference), 0, 0, NULL},
+    {"model", T_STR, DC(data.model), 0, 0, NULL},
+    {"alpha", T_DOUBLE, DC(data.params.alpha), 1e-12, 0.999999, NULL},
+    {"centroid_threshold", T_DOUBLE, DC(data.params.centroid_threshold), 0, 2, NULL},
+    {"permutations", T_INT, DC(data.params.permutations), 1, 1000000, NULL},
+    {"seed", T_U64, DC(data.params.seed), 0, 0, NULL},
+    {"max_samples", T_INT, DC(data.params.max_samples), 2, HS_DRIFT_MAX_SAMPLES, NULL},
+    {"min_samples", T_INT, DC(data.min_samples), 2, HS_DRIFT_MAX_SAMPLES, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field drift_concept_fields[] = {
+    {"every", T_DURATION, DC(concept.every_ms), 0, 0, NULL},
+    {"reference", T_STR, DC(concept.reference), 0, 0, NULL},
+    {"model", T_STR, DC(concept.model), 0, 0, NULL},
+    {"similarity_threshold", T_DOUBLE, DC(concept.params.similarity_threshold), 0, 1, NULL},
+    {"accuracy_drop_points", T_DOUBLE, DC(concept.params.drop_points), 0, 100, NULL},
+    {"max_tokens", T_INT, DC(concept.max_tokens), 1, 1 << 20, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 static const struct field drift_fields[] = {
-    {"every", T_DURATION, DC(every_ms), 0, 0, NULL},
-    {"alpha", T_DOUBLE, DC(data.alpha), 1e-12, 0.999999, NULL},
-    {"centroid_threshold", T_DOUBLE, DC(data.centroid_threshold), 0, 2, NULL},
-    {"permutations", T_INT, DC(data.permutations), 1, 1000000, NULL},
-    {"seed", T_U64, DC(data.seed), 0, 0, NULL},
-    {"max_samples", T_INT, DC(data.max_samples), 2, HS_DRIFT_MAX_SAMPLES, NULL},
-    {"reference", T_STR, DC(reference), 0, 0, NULL},
-    {"similarity_threshold", T_DOUBLE, DC(concept.similarity_threshold), 0, 1, NULL},
-    {"accuracy_drop_points", T_DOUBLE, DC(concept.drop_points), 0, 100, NULL},
+    {"data", T_MAP, 0, 0, 0, drift_data_fields},
+    {"concept", T_MAP, 0, 0, 0, drift_concept_fields},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -121,6 +141,8 @@ static int parse_value(const hs_yaml *w, const struct field *f, struct fy_node *
         /* the sections come as nodes without their text: hs_yaml_scalar
            judges single-quoted values on what libfyaml read */
         return hs_yaml_string(w, v, path, line, (char **)(void *)(base + f->off));
+    case T_BOOL:
+        return hs_yaml_bool(w, v, path, line, (bool *)(void *)(base + f->off));
     case T_MAP:
         if (hs_yaml_plain_null(v))
             return HS_OK;
@@ -195,10 +217,64 @@ int hs_monitor_config_parse_node(struct hs_monitor_config *mc, struct fy_node *s
     return parse_section(section, monitor_fields, (char *)mc, "monitor", name, 0, err);
 }
 
+/* The value of key in a mapping (NULL when absent or not a mapping); *line
+ * the key's line. */
+static struct fy_node *map_get(struct fy_node *map, const char *key, int *line)
+{
+    if (!map || !fy_node_is_mapping(map))
+        return NULL;
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(map, &it))) {
+        struct fy_node *k = fy_node_pair_key(pair);
+        size_t klen = 0;
+        const char *ks = k && fy_node_is_scalar(k) ? fy_node_get_scalar(k, &klen) : NULL;
+        if (ks && klen == strlen(key) && !memcmp(ks, key, klen)) {
+            *line = hs_yaml_line(k);
+            return fy_node_pair_value(pair);
+        }
+    }
+    return NULL;
+}
+
+/* After the keys: a job section that is there but gives no `every` runs at
+ * its default period; a scheduled job needs its reference. */
+static int drift_job_defaults(const hs_yaml *w, struct fy_node *section, const char *key, int64_t dflt_every,
+                              int64_t *every_ms, const char *reference)
+{
+    int line = 0, every_line = 0;
+    struct fy_node *job = map_get(section, key, &line);
+    if (!job || hs_yaml_plain_null(job))
+        return HS_OK;
+    if (!map_get(job, "every", &every_line))
+        *every_ms = dflt_every;
+    if (*every_ms > 0 && !reference) {
+        char path[32];
+        snprintf(path, sizeof path, "drift.%s", key);
+        return hs_yaml_fail(w, line, path, "a scheduled job needs its reference file (reference: PATH), "
+                                           "or every: 0 to run it only by hand");
+    }
+    return HS_OK;
+}
+
+static int parse_drift(struct hs_drift_config *dc, struct fy_node *section, const char *name, int line,
+                       hs_err *err)
+{
+    int rc = parse_section(section, drift_fields, (char *)dc, "drift", name, line, err);
+    hs_yaml w = {name ? name : "config", NULL, 0, err, HS_YAML_SAY_CONFIG};
+    if (rc == HS_OK)
+        rc = drift_job_defaults(&w, section, "data", HS_DRIFT_DATA_EVERY_MS, &dc->data.every_ms,
+                                dc->data.reference);
+    if (rc == HS_OK)
+        rc = drift_job_defaults(&w, section, "concept", HS_DRIFT_CONCEPT_EVERY_MS, &dc->concept.every_ms,
+                                dc->concept.reference);
+    return rc;
+}
+
 int hs_drift_config_parse_node(struct hs_drift_config *dc, struct fy_node *section, const char *name,
                                hs_err *err)
 {
-    return parse_section(section, drift_fields, (char *)dc, "drift", name, 0, err);
+    return parse_drift(dc, section, name, 0, err);
 }
 
 /* ---- the whole file ---- */
@@ -230,8 +306,7 @@ int hs_monitor_config_parse(struct hs_monitor_config *mc, struct hs_drift_config
                     rc = parse_section(fy_node_pair_value(pair), monitor_fields, (char *)mc, "monitor", name,
                                        kline, err);
                 else if (dc && klen == 5 && !memcmp(ks, "drift", 5))
-                    rc = parse_section(fy_node_pair_value(pair), drift_fields, (char *)dc, "drift", name,
-                                       kline, err);
+                    rc = parse_drift(dc, fy_node_pair_value(pair), name, kline, err);
             }
         }
     }

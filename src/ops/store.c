@@ -89,6 +89,48 @@ static const char *const k_migrations[] = {
     "  name TEXT PRIMARY KEY NOT NULL,"
     "  ts_ms INTEGER NOT NULL,"
     "  details TEXT NOT NULL);",
+    /* 3 -> 4 (issue 7): which experiment and variant answered a request;
+       experiments with their run-time state (a restart resumes it) and
+       history (every weight change, with time and reason); shadow answers
+       side by side; expert scores (one row per request and rater). */
+    "ALTER TABLE requests ADD COLUMN experiment TEXT;"
+    "ALTER TABLE requests ADD COLUMN variant TEXT;"
+    "CREATE INDEX requests_experiment ON requests(experiment, variant) WHERE experiment IS NOT NULL;"
+    "CREATE TABLE experiments ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  definition TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  status TEXT NOT NULL CHECK (status IN ('active', 'rolled_back', 'promoted', 'stopped')),"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE experiment_events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('created', 'weight', 'advance', 'rollback', 'promote', 'stop',"
+    "    'resume')),"
+    "  weight_b REAL,"
+    "  reason TEXT);"
+    "CREATE INDEX experiment_events_name ON experiment_events(name, ts_ms);"
+    "CREATE TABLE shadow_results ("
+    "  request_id TEXT PRIMARY KEY NOT NULL,"
+    "  experiment TEXT NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  latency_a_ms REAL, latency_b_ms REAL,"
+    "  status_b INTEGER,"
+    "  similarity REAL,"
+    "  answer_a TEXT, answer_b TEXT);"
+    "CREATE INDEX shadow_results_exp ON shadow_results(experiment, ts_ms);"
+    "CREATE TABLE eval_scores ("
+    "  request_id TEXT NOT NULL,"
+    "  experiment TEXT NOT NULL,"
+    "  variant TEXT NOT NULL CHECK (variant IN ('A', 'B')),"
+    "  rater TEXT NOT NULL,"
+    "  accuracy INTEGER NOT NULL CHECK (accuracy BETWEEN 1 AND 5),"
+    "  safety INTEGER NOT NULL CHECK (safety BETWEEN 1 AND 5),"
+    "  comment TEXT,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (request_id, rater));"
+    "CREATE INDEX eval_scores_exp ON eval_scores(experiment, variant);",
 };
 #define SCHEMA_VERSION ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
@@ -243,6 +285,8 @@ static int insert_one(hs_store *s, const struct hs_request_record *r)
     bind_ms(st, 22, r->confidence);
     bind_ms(st, 23, r->low_prob_share);
     bind_text(st, 24, r->safety_flags);
+    bind_text(st, 25, r->experiment);
+    bind_text(st, 26, r->variant);
     if (sqlite3_step(st) != SQLITE_DONE)
         return HS_EIO;
     if (sqlite3_changes(s->wdb) == 0 || (!r->request_body && !r->response_body))
@@ -330,8 +374,8 @@ static void *writer_main(void *arg)
 static const char k_ins_req[] =
     "INSERT OR IGNORE INTO requests (id, ts_ms, endpoint, key_name, client, user, model, backend, stream,"
     " status, error, finish_reason, tokens_in, tokens_out, tokens_cached, queue_ms, ttft_ms, latency_ms,"
-    " agent, adapters, parent_id, confidence, low_prob_share, safety_flags)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " agent, adapters, parent_id, confidence, low_prob_share, safety_flags, experiment, variant)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 static const char k_ins_body[] =
     "INSERT OR IGNORE INTO bodies (request_id, request, response) VALUES (?,?,?)";
 
@@ -464,7 +508,7 @@ int hs_store_log_request(hs_store *s, const struct hs_request_record *r, hs_err 
     size_t text = slen(r->id) + slen(r->endpoint) + slen(r->key_name) + slen(r->client) + slen(r->user) +
                   slen(r->model) + slen(r->backend) + slen(r->error) + slen(r->finish_reason) +
                   slen(req_body) + slen(resp_body) + slen(r->agent) + slen(r->adapters) + slen(r->parent_id) +
-                  slen(r->safety_flags);
+                  slen(r->safety_flags) + slen(r->experiment) + slen(r->variant);
     struct hs_store_item *it = hs_malloc(sizeof *it + text);
     if (!it) {
         hs_free(req_body);
@@ -486,6 +530,8 @@ int hs_store_log_request(hs_store *s, const struct hs_request_record *r, hs_err 
     it->r.adapters = put(&cur, r->adapters);
     it->r.parent_id = put(&cur, r->parent_id);
     it->r.safety_flags = put(&cur, r->safety_flags);
+    it->r.experiment = put(&cur, r->experiment);
+    it->r.variant = put(&cur, r->variant);
     it->r.request_body = put(&cur, req_body);
     it->r.response_body = put(&cur, resp_body);
     hs_free(req_body);

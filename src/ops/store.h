@@ -40,6 +40,8 @@ struct hs_request_record {
     double confidence;      /* (issue 6) mean probability of the answer's tokens; < 0 when unknown */
     double low_prob_share;  /* (issue 6) share of its tokens below the low-probability line; < 0 unknown */
     const char *safety_flags; /* (issue 6) "hazmat_mismatch,overconfident"; NULL when none */
+    const char *experiment; /* (issue 7) the experiment that routed it; NULL when none */
+    const char *variant;    /* (issue 7) "A" or "B" of that experiment; NULL when none */
     const char *backend;    /* "local" or the upstream URL */
     bool stream;
     int status;             /* HTTP status sent */
@@ -75,7 +77,9 @@ int64_t hs_store_count_requests(hs_store *s, const char *endpoint);
  * Fields: id, ts_ms, time (ISO 8601 UTC), endpoint, key_name, client, user,
  * model, backend, stream, status, error, finish_reason, tokens_in, tokens_out,
  * tokens_cached, queue_ms, ttft_ms, latency_ms (null when absent), and
- * request_body / response_body only when stored. */
+ * request_body / response_body only when stored; (issue 6) "feedback":
+ * {"value", "comment", "ts_ms", "updated_ms"} only when the record has
+ * feedback. ops/store_import.h reads this format back. */
 int hs_store_export_jsonl(hs_store *s, FILE *out, int64_t since_ms, hs_err *err);
 
 /* ---- API keys ---- */

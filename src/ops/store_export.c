@@ -41,15 +41,20 @@ enum {
     C_PARENT,
     C_CONFIDENCE,
     C_LOW_PROB,
-    C_SAFETY
+    C_SAFETY,
+    C_FB_VALUE,
+    C_FB_COMMENT,
+    C_FB_TS,
+    C_FB_UPDATED
 };
 
 static const char k_select[] =
     "SELECT r.id, r.ts_ms, r.endpoint, r.key_name, r.client, r.user, r.model, r.backend, r.stream, r.status,"
     " r.error, r.finish_reason, r.tokens_in, r.tokens_out, r.tokens_cached, r.queue_ms, r.ttft_ms,"
     " r.latency_ms, b.request, b.response, r.agent, r.adapters, r.parent_id, r.confidence,"
-    " r.low_prob_share, r.safety_flags"
+    " r.low_prob_share, r.safety_flags, f.feedback, f.comment, f.ts_ms, f.updated_ms"
     " FROM requests r LEFT JOIN bodies b ON b.request_id = r.id"
+    " LEFT JOIN feedback f ON f.request_id = r.id"
     " WHERE r.ts_ms >= ? ORDER BY r.ts_ms, r.rowid";
 
 /* A JSON string from stored text. SQLite keeps whatever bytes it was given,
@@ -149,6 +154,17 @@ static json_t *row_object(sqlite3_stmt *st)
         json_object_set_new(o, "request_body", jtext(st, C_REQ_BODY));
     if (sqlite3_column_type(st, C_RESP_BODY) != SQLITE_NULL)
         json_object_set_new(o, "response_body", jtext(st, C_RESP_BODY));
+    /* (issue 6) the user's feedback, in the shape `hestia logs import` reads */
+    if (sqlite3_column_type(st, C_FB_VALUE) != SQLITE_NULL) {
+        json_t *fb = json_object();
+        if (fb) {
+            json_object_set_new(fb, "value", jint(st, C_FB_VALUE));
+            json_object_set_new(fb, "comment", jtext(st, C_FB_COMMENT));
+            json_object_set_new(fb, "ts_ms", jint(st, C_FB_TS));
+            json_object_set_new(fb, "updated_ms", jint(st, C_FB_UPDATED));
+        }
+        json_object_set_new(o, "feedback", fb ? fb : json_null());
+    }
     return o;
 }
 

@@ -103,10 +103,12 @@ void hs_serve_config_free(struct hs_serve_config *c)
     hs_drift_config_free(&c->drift);
     hs_alerts_config_free(&c->alerts);
     hs_free(c->safety_rules);
+    hs_free(c->experiments);
     memset(c, 0, sizeof(*c));
 }
 
 /* --- the tables --- */
+
 
 #define CFG(f) offsetof(struct hs_serve_config, f)
 #define RATE(f) offsetof(struct hs_rate_limit, f)
@@ -184,7 +186,7 @@ static const struct hs_cfg_field root_fields[] = {
     {"agents", F_AGENTS, 0, 0, 0, NULL},           {"schemas", F_SCHEMAS, 0, 0, 0, NULL},
     {"agents_file", F_AGENTS_FILE, 0, 0, 0, NULL}, {"monitor", F_MONITOR, 0, 0, 0, NULL},
     {"drift", F_DRIFT, 0, 0, 0, NULL},             {"alerts", F_ALERTS, 0, 0, 0, NULL},
-    {"safety", F_MAP, 0, 0, 0, safety_fields},
+    {"safety", F_MAP, 0, 0, 0, safety_fields},     {"experiments", F_EXPERIMENTS, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -195,6 +197,7 @@ static const struct hs_cfg_field root_fields[] = {
 #define CFG_YAML (HS_YAML_SAY_CONFIG | HS_YAML_SAY_EXAMPLE | HS_YAML_NEED_BLANK)
 
 static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line);
+static int parse_experiments(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line);
 
 static int parse_value(struct hs_cfg_walk *w, const struct hs_cfg_field *f, struct fy_node *v, char *base,
                        const char *path, int key_line)
@@ -254,6 +257,8 @@ static int parse_value(struct hs_cfg_walk *w, const struct hs_cfg_field *f, stru
     case F_ALERTS:
         /* its reader takes the whole text and finds its own section */
         return hs_alerts_config_parse(&w->c->alerts, w->y.text, w->y.len, w->y.name, w->y.err);
+    case F_EXPERIMENTS:
+        return parse_experiments(w, v, path, key_line);
     case F_AGENTS_FILE: {
         if (hs_yaml_plain_null(v))
             return hs_yaml_fail(&w->y, line, path, "expected the path of an agents file");
@@ -359,6 +364,41 @@ static const char *model_clash(const struct hs_model_entry *a, const struct hs_m
 
 /* The file's list replaces the models set so far; it is built apart and
  * swapped in whole, so a bad entry leaves c->models as it was. */
+/* (issue 7) Each item is read by ops/experiment.h; names must differ. The
+ * list replaces an earlier one (a later file, or null to clear). */
+static int parse_experiments(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line)
+{
+    if (hs_yaml_plain_null(seq)) {
+        hs_free(w->c->experiments);
+        w->c->experiments = NULL;
+        w->c->n_experiments = 0;
+        return HS_OK;
+    }
+    if (!fy_node_is_sequence(seq))
+        return hs_yaml_fail(&w->y, hs_yaml_line(seq) ? hs_yaml_line(seq) : line, path,
+                            "expected a list of experiments (lines starting with '-')");
+    int n = fy_node_sequence_item_count(seq);
+    struct hs_experiment *e = n > 0 ? hs_calloc((size_t)n, sizeof *e) : NULL;
+    if (n > 0 && !e)
+        return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        struct fy_node *item = fy_node_sequence_get_by_index(seq, i);
+        int rc = hs_experiment_parse_node(&e[i], item, w->y.name, i, w->y.err);
+        for (int j = 0; !rc && j < i; j++)
+            if (!strcmp(e[i].name, e[j].name))
+                rc = hs_yaml_fail(&w->y, hs_yaml_line(item), path, "[%d]: a second experiment named '%s'", i,
+                                  e[i].name);
+        if (rc) {
+            hs_free(e);
+            return rc;
+        }
+    }
+    hs_free(w->c->experiments);
+    w->c->experiments = e;
+    w->c->n_experiments = n;
+    return HS_OK;
+}
+
 static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line)
 {
     if (hs_yaml_plain_null(seq)) {

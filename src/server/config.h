@@ -57,6 +57,7 @@
 #include "engine/agent.h"
 #include "ops/alerts.h"
 #include "ops/drift.h"
+#include "ops/experiment.h"
 #include "ops/monitor.h"
 
 #include <stdbool.h>
@@ -120,6 +121,8 @@ struct hs_serve_config {
     char *safety_rules;    /* (issue 6) `safety: {rules}`: the rules file (ops/safety.h); NULL = no checks;
                               default config/safety.yaml, skipped with a warning when it is missing */
     bool safety_rules_set; /* given in the file: then a missing file is an error */
+    struct hs_experiment *experiments; /* (issue 7) `experiments:`, see ops/experiment.h */
+    int n_experiments;
 };
 
 void hs_serve_config_default(struct hs_serve_config *c);

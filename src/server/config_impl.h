@@ -32,6 +32,7 @@ enum hs_cfg_ftype {
     F_MONITOR,     /* (issue 6) the monitor: section (ops/monitor.h reads it) */
     F_DRIFT,       /* (issue 6) the drift: section (ops/monitor.h reads it) */
     F_ALERTS,      /* (issue 6) the alerts: section (ops/alerts.h reads it from the whole text) */
+    F_EXPERIMENTS, /* (issue 7) the experiments: list (ops/experiment.h reads each item) */
     F_SAFETY_RULES, /* (issue 6) safety.rules: an F_STR that also marks the path as given */
 };
 

@@ -107,8 +107,13 @@ static void *monitor_main(void *arg)
 int hs_srv_monitor_start(hs_server *s, hs_err *err)
 {
     int rc = hs_alerts_create(&s->cfg->alerts, s->store, &s->alerts, err);
-    if (!rc)
-        rc = hs_monitor_create(&s->cfg->monitor.params, &s->monitor, err);
+    if (rc)
+        return rc;
+    if (!s->cfg->monitor.enabled) { /* alerts still come from the safety checks and drift jobs */
+        hs_log_info("monitor.off", "msg=\"monitor.enabled is false: no windows, no breach alerts\"");
+        return HS_OK;
+    }
+    rc = hs_monitor_create(&s->cfg->monitor.params, &s->monitor, err);
     if (rc)
         return rc;
     load_baseline(s); /* a stored baseline wins over a capture */
@@ -180,7 +185,7 @@ void hs_route_api_alerts(struct srv_call *c, const struct hs_http_req *req, stru
 void hs_srv_monitor_observe(struct srv_call *c)
 {
     hs_server *s = c->srv;
-    if (!s->monitor || !c->inference || !c->m)
+    if (!s->monitor || !c->inference || !c->m || (c->parent && c->parent->quiet))
         return;
     struct hs_monitor_obs o = {
         .latency_ms = c->status >= 200 && c->status < 300 ? c->latency_ms : -1,
@@ -196,7 +201,14 @@ void hs_route_api_metrics(struct srv_call *c, const struct hs_http_req *req, str
 {
     (void)req;
     hs_server *s = c->srv;
+    if (!s->monitor) {
+        hs_srv_reply_json(c, resp, 200,
+                          json_pack("{s:b,s:n,s:n,s:n,s:n}", "enabled", 0, "requests", "hour", "baseline",
+                                    "baseline_capture"));
+        return;
+    }
     json_t *o = json_object();
+    json_object_set_new(o, "enabled", json_true());
     hs_err err = {0};
     static const enum hs_monitor_window k_w[] = {HS_MON_REQUESTS, HS_MON_HOUR};
     for (size_t i = 0; o && i < 2; i++) {

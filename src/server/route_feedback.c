@@ -58,7 +58,8 @@ void hs_route_feedback(struct srv_call *c, const struct hs_http_req *req, struct
         else if (rc)
             hs_srv_fail(c, resp, 500, "server_error", NULL, NULL, "cannot store the feedback: %s", err.msg);
         else {
-            hs_monitor_feedback(c->srv->monitor, value);
+            if (c->srv->monitor)
+                hs_monitor_feedback(c->srv->monitor, value);
             hs_srv_reply_json(c, resp, 200,
                               json_pack("{s:s,s:s,s:i,s:b}", "object", "feedback", "request_id", rid, "feedback",
                                         value, "updated", updated));

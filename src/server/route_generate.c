@@ -721,6 +721,7 @@ void hs_route_generate(struct srv_call *c, const struct hs_http_req *req, struct
         gen_free(g);
         return;
     }
+    hs_srv_drift_note_request(c, &g->gr); /* (issue 6) the data-drift sample of recent prompts */
     if (!g->gr.stream) {
         if (g->gr.echo && g->gr.kind == HS_REQ_COMPLETION)
             echo_collected(g);

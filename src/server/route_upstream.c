@@ -282,6 +282,7 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
         else
             hs_buf_free(&body);
     }
+    hs_srv_drift_note_request(c, gr); /* (issue 6) the data-drift sample of recent prompts */
     hs_req_free(gr);
     hs_upstream_stream *st = NULL;
     hs_err err = {0};

@@ -231,6 +231,8 @@ void hs_srv_call_finish(struct srv_call *c)
             .confidence = c->confidence,
             .safety_flags = c->safety_flags,
             .low_prob_share = c->low_prob_share,
+            .experiment = c->exp ? hs_srv_exp_name(c->exp) : NULL,
+            .variant = c->exp ? hs_exp_variant_name((enum hs_exp_variant)c->variant) : NULL,
             .backend = c->m ? (c->m->upstream ? c->m->entry->upstream_url : "local") : NULL,
             .stream = c->stream,
             .status = c->status,
@@ -263,6 +265,7 @@ void hs_srv_call_finish(struct srv_call *c)
         hs_metrics_observe_request(s->metrics, &mr);
     }
     hs_srv_monitor_observe(c);
+    hs_srv_exp_observe(c);
     /* an internal request's tokens count once, in the outer request's */
     if (c->tokens_in + c->tokens_out > 0 && !c->parent)
         hs_srv_limits_add_tokens(c, c->tokens_in + c->tokens_out);
@@ -276,6 +279,8 @@ void hs_srv_call_finish(struct srv_call *c)
     hs_free(c->error);
     hs_free(c->req_body);
     hs_buf_free(&c->resp_body);
+    hs_free(c->shadow_body);
+    hs_buf_free(&c->answer);
     hs_free(c);
     pthread_mutex_lock(&s->mu);
     s->in_flight--;
@@ -369,6 +374,74 @@ static const char *id_prefix(const char *path)
     return "req-";
 }
 
+static void dispatch(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
+                     struct hs_gen_request *gr, enum hs_req_kind kind)
+{
+    if (c->m->upstream) {
+        const char *up = kind == HS_REQ_CHAT         ? "/chat/completions"
+                         : kind == HS_REQ_COMPLETION ? "/completions"
+                                                     : "/embeddings";
+        hs_route_upstream(c, req, resp, gr, up);
+    } else if (kind == HS_REQ_EMBEDDING) {
+        hs_route_embeddings(c, req, resp, gr);
+    } else {
+        hs_route_generate(c, req, resp, gr);
+    }
+}
+
+/* (issue 7) Variant B failed before a byte of its answer went out: the call
+ * starts over on A, and the record keeps B as the variant with B's failure
+ * as its error (an A failure replaces it). The latency counts from the
+ * arrival, B's attempt included: that is what the client waited. */
+static void fallback(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
+                     enum hs_req_kind kind)
+{
+    hs_server *s = c->srv;
+    char a[HS_EXP_TARGET_MAX + 1], why[512];
+    hs_srv_exp_target_a(c, a, sizeof a);
+    snprintf(why, sizeof why, "variant B (%.100s) failed with HTTP %d%s%.300s; answered by A (%.100s)",
+             c->m ? c->m->name : "?", c->status, c->error ? ": " : "", c->error ? c->error : "", a);
+    hs_log_warn("experiment.fallback", "id=%s experiment=%s msg=\"%s\"", c->id, hs_srv_exp_name(c->exp), why);
+    hs_srv_target_clear(&c->tgt);
+    c->m = NULL;
+    c->status = 0;
+    c->finish_reason = NULL;
+    c->tokens_in = c->tokens_out = c->tokens_cached = 0;
+    c->queue_ms = c->ttft_ms = -1;
+    c->confidence = c->low_prob_share = -1;
+    hs_free(c->safety_flags);
+    c->safety_flags = NULL;
+    c->resp_body.len = 0;
+    c->answer.len = 0;
+    c->fallback = true;
+    hs_srv_call_set_error(c, why);
+    hs_http_resp_free(resp);
+    memset(resp, 0, sizeof *resp);
+    hs_http_resp_header(resp, "x-request-id", c->id);
+    hs_http_resp_header(resp, "x-hestia-variant", "A");
+    hs_http_resp_header(resp, "x-hestia-fallback", "B");
+    struct hs_gen_request gr;
+    struct hs_api_error e;
+    memset(&gr, 0, sizeof gr);
+    if (!hs_req_parse(kind, req->body, req->body_len, &s->limits, &gr, &e)) { /* it parsed the first time */
+        hs_srv_reply_error(c, resp, &e);
+        return;
+    }
+    char *model = hs_strdup(a);
+    if (!model) {
+        hs_req_free(&gr);
+        hs_srv_fail(c, resp, 500, "server_error", NULL, NULL, "out of memory");
+        return;
+    }
+    hs_free((char *)gr.model);
+    gr.model = model;
+    if (!hs_srv_resolve(c, &gr, resp)) {
+        hs_req_free(&gr);
+        return;
+    }
+    dispatch(c, req, resp, &gr, kind);
+}
+
 static void inference(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
                       enum hs_req_kind kind)
 {
@@ -399,21 +472,20 @@ static void inference(struct srv_call *c, const struct hs_http_req *req, struct 
     c->stream = gr.stream;
     c->model = gr.model ? hs_strdup(gr.model) : NULL;
     c->user = gr.user ? hs_strdup(gr.user) : NULL;
+    hs_srv_exp_choose(c, &gr, req->body, req->body_len);
+    /* kept apart: once a stream owns the call, c may be gone when dispatch returns */
+    bool b_chosen = c->exp && c->variant == HS_EXP_B;
+    if (c->exp)
+        hs_http_resp_header(resp, "x-hestia-variant", b_chosen ? "B" : "A");
     if (!hs_srv_resolve(c, &gr, resp)) {
         hs_req_free(&gr);
+        if (b_chosen)
+            fallback(c, req, resp, kind);
         return;
     }
-    const struct srv_model *m = c->m;
-    if (m->upstream) {
-        const char *up = kind == HS_REQ_CHAT         ? "/chat/completions"
-                         : kind == HS_REQ_COMPLETION ? "/completions"
-                                                     : "/embeddings";
-        hs_route_upstream(c, req, resp, &gr, up);
-    } else if (kind == HS_REQ_EMBEDDING) {
-        hs_route_embeddings(c, req, resp, &gr);
-    } else {
-        hs_route_generate(c, req, resp, &gr);
-    }
+    dispatch(c, req, resp, &gr, kind);
+    if (b_chosen && !resp->pull && (resp->status < 200 || resp->status >= 300))
+        fallback(c, req, resp, kind);
 }
 
 void hs_srv_handle_internal(hs_server *s, const struct hs_http_req *req, struct hs_http_resp *resp,
@@ -426,10 +498,14 @@ void hs_srv_handle_internal(hs_server *s, const struct hs_http_req *req, struct 
         return;
     }
     c->parent = parent;
+    c->log = !parent->quiet;
     c->keyed = parent->keyed;
     snprintf(c->key_name, sizeof c->key_name, "%s", parent->key_name ? parent->key_name : "");
     hs_http_resp_header(resp, "x-request-id", c->id);
-    inference(c, req, resp, HS_REQ_CHAT);
+    inference(c, req, resp,
+              !strcmp(path, "/v1/embeddings")    ? HS_REQ_EMBEDDING
+              : !strcmp(path, "/v1/completions") ? HS_REQ_COMPLETION
+                                                 : HS_REQ_CHAT);
     if (resp->pull) { /* never asked for; a stream cannot be taken here */
         hs_http_resp_free(resp);
         resp->status = 500;
@@ -526,6 +602,9 @@ void hs_server_handle(hs_server *s, const struct hs_http_req *req, struct hs_htt
         if (hs_srv_auth(c, req, resp, true, false)) {
             if (!strcmp(path, "/admin/adapters") || !strncmp(path, "/admin/adapters/", 16))
                 hs_route_adapters(c, req, resp);
+            else if (!strcmp(path, "/admin/experiments") || !strncmp(path, "/admin/experiments/", 19) ||
+                     !strcmp(path, "/admin/rollback"))
+                hs_route_experiments(c, req, resp);
             else
                 hs_route_admin(c, req, resp);
         }
@@ -776,6 +855,8 @@ int hs_server_load_models(hs_server *s, hs_err *err)
             return rc;
     }
     int rc = hs_srv_agents_load(s, err);
+    if (!rc)
+        rc = hs_srv_exps_start(s, err); /* (issue 7) their targets exist by now */
     if (rc)
         return rc;
     atomic_store(&s->state, SRV_READY);
@@ -809,6 +890,7 @@ void hs_server_shutdown(hs_server *s, int drain_ms)
         return;
     s->shut_down = true;
     hs_srv_drift_stop(s); /* a scheduled run in progress gives up now */
+    hs_srv_exps_stop(s);  /* shadow copies waiting are dropped; one in flight gives up */
     double t0 = hs_now_s();
     double deadline = t0 + (drain_ms > 0 ? drain_ms : 0) / 1000.0;
     atomic_store(&s->state, SRV_DRAINING);
@@ -860,6 +942,7 @@ void hs_server_free(hs_server *s)
         hs_free(m->eos_text);
         hs_free(m->name);
     }
+    hs_srv_exps_free(s); /* before the models: a shadow copy may hold one */
     hs_srv_agents_free(s);
     hs_srv_drift_stop(s);
     hs_srv_monitor_stop(s);

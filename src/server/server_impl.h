@@ -79,6 +79,7 @@ struct srv_internal {
     const char *key_name;
     const char *client;
     atomic_bool *cancel; /* set when the outer client is gone */
+    bool quiet;          /* (issue 7) a shadow copy: no record, no monitor, no experiment routing */
     /* filled when the inner call finishes */
     double ttft_ms, latency_ms, queue_ms;
     int tokens_in, tokens_out, tokens_cached;
@@ -104,6 +105,7 @@ struct hs_server {
     pthread_mutex_t mon_mu;
     pthread_cond_t mon_cv;
     bool mon_stop, mon_running;
+    struct srv_exps *exps;   /* (issue 7) experiments, their thread and the shadow workers (experiments.c) */
     struct srv_drift *drift; /* (issue 6) the scheduled drift jobs (drift_jobs.c); NULL = none */
     int64_t baseline_ts;  /* the store's baseline in use (its time); 0 = none from the store */
     bool baseline_saved;  /* the captured baseline went to the store */
@@ -152,6 +154,12 @@ struct srv_call {
     char *safety_flags;                /* (issue 6) "a,b" of the answer; NULL = none */
     char *req_body;   /* with --log-bodies */
     hs_buf resp_body; /* with --log-bodies (capped) */
+    /* (issue 7) the experiment that routed the request */
+    struct srv_exp *exp;  /* NULL when none */
+    int variant;          /* enum hs_exp_variant chosen */
+    bool fallback;        /* B failed and A answered */
+    char *shadow_body;    /* the request, kept for the shadow copy (shadow mode) */
+    hs_buf answer;        /* the answer's text, kept for the shadow comparison */
     bool finished;
 };
 
@@ -161,7 +169,8 @@ struct srv_call {
 /* A model by its name or alias (not agents or adapters). */
 struct srv_model *hs_srv_find_model(hs_server *s, const char *name);
 /* Runs a request inside the server (see struct srv_internal); resp as for
- * hs_server_handle, never streamed. */
+ * hs_server_handle, never streamed. A chat completion, or embeddings when
+ * req->path is /v1/embeddings (the drift jobs). */
 void hs_srv_handle_internal(hs_server *s, const struct hs_http_req *req, struct hs_http_resp *resp,
                             struct srv_internal *parent);
 bool hs_srv_ready(const hs_server *s);
@@ -239,6 +248,29 @@ void hs_route_api_alerts(struct srv_call *c, const struct hs_http_req *req, stru
 /* GET /api/metrics. */
 void hs_route_api_metrics(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 
+/* ---- experiments.c, shadow.c, route_experiments.c (issue 7) ---- */
+/* Loads the configured experiments and those the store holds, resuming
+ * their stored state; starts the thread that checks rollback rules and
+ * advances canaries, and the shadow workers. Call after the models are
+ * loaded (targets are checked). */
+int hs_srv_exps_start(hs_server *s, hs_err *err);
+void hs_srv_exps_stop(hs_server *s); /* joins the threads; idempotent */
+void hs_srv_exps_free(hs_server *s);
+/* When an experiment applies to gr->model: picks the variant, points
+ * gr->model at its target and fills c->exp and c->variant. body is the
+ * request (kept for a shadow copy). */
+void hs_srv_exp_choose(struct srv_call *c, struct hs_gen_request *gr, const char *body, size_t len);
+/* A's target of c's experiment (for the fallback), copied into out. */
+bool hs_srv_exp_target_a(const struct srv_call *c, char *out, size_t cap);
+/* At finish: the outcome into the variant's window; a shadow copy queued. */
+void hs_srv_exp_observe(struct srv_call *c);
+const char *hs_srv_exp_name(const struct srv_exp *e);
+/* /admin/experiments[/NAME[/weight]], /admin/rollback */
+void hs_route_experiments(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+/* shadow.c: queue a copy (takes nothing: copies what it needs); false when
+ * the queue is full (the caller counts the drop). */
+bool hs_srv_shadow_enqueue(hs_server *s, struct srv_exp *e, const struct srv_call *c);
+
 /* ---- drift_jobs.c (issue 6): data and concept drift on a schedule ---- */
 /* Starts the jobs the config's drift section schedules (none: s->drift
  * stays NULL). A job waits for the models before its first run. */
@@ -248,6 +280,9 @@ void hs_srv_drift_stop(hs_server *s);
 /* Offers one incoming prompt's text to the data-drift sample of recent
  * prompts (copied; cheap, never blocks on a run). */
 void hs_srv_drift_note_prompt(hs_server *s, const char *text, size_t len);
+/* Offers a chat or completion request's prompt (the last user message, or
+ * the first prompt) to that sample; not internal requests, not embeddings. */
+void hs_srv_drift_note_request(struct srv_call *c, const struct hs_gen_request *gr);
 /* GET /api/drift: the latest data and concept runs and the schedule. */
 void hs_route_api_drift(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 

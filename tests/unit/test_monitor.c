@@ -633,10 +633,13 @@ static const char k_yaml[] = "server:\n"
                              "    latency_p95_ms: 1200\n"
                              "    thumbs_down_rate: 0.3\n"
                              "drift:\n"
-                             "  every: 12h\n"
-                             "  alpha: 0.01\n"
-                             "  reference: \"data/ref.jsonl\"\n"
-                             "  accuracy_drop_points: 10\n";
+                             "  data:\n"
+                             "    every: 12h\n"
+                             "    alpha: 0.01\n"
+                             "    reference: \"data/ref.txt\"\n"
+                             "  concept:\n"
+                             "    reference: \"data/ref.jsonl\"\n"
+                             "    accuracy_drop_points: 10\n";
 
 static void config_reads_monitor_and_drift_sections(void **state)
 {
@@ -653,7 +656,7 @@ static void config_reads_monitor_and_drift_sections(void **state)
     assert_close(mc.thresholds.thumbs_down_rate, 0.20, 0, "default thumbs");
     assert_close(mc.thresholds.safety_rate, 0.05, 0, "default safety");
     assert_close(mc.thresholds.confidence_drop, 0.15, 0, "default confidence");
-    assert_int_equal(dc.every_ms, 7LL * 86400 * 1000);
+    assert_int_equal(dc.data.every_ms, 0); /* nothing scheduled without a section */
     hs_err err = {0};
     int rc = hs_monitor_config_parse(&mc, &dc, k_yaml, strlen(k_yaml), "hestia.yaml", &err);
     if (rc)
@@ -664,10 +667,12 @@ static void config_reads_monitor_and_drift_sections(void **state)
     assert_close(mc.thresholds.latency_p95_ms, 1200, 0, "p95");
     assert_close(mc.thresholds.thumbs_down_rate, 0.3, 0, "thumbs");
     assert_close(mc.thresholds.safety_rate, 0.05, 0, "untouched safety");
-    assert_int_equal(dc.every_ms, 12LL * 3600 * 1000);
-    assert_close(dc.data.alpha, 0.01, 0, "alpha");
-    assert_string_equal(dc.reference, "data/ref.jsonl");
-    assert_close(dc.concept.drop_points, 10, 0, "drop points");
+    assert_int_equal(dc.data.every_ms, 12LL * 3600 * 1000);
+    assert_close(dc.data.params.alpha, 0.01, 0, "alpha");
+    assert_string_equal(dc.data.reference, "data/ref.txt");
+    assert_int_equal(dc.concept.every_ms, 30LL * 86400 * 1000); /* the section's default */
+    assert_string_equal(dc.concept.reference, "data/ref.jsonl");
+    assert_close(dc.concept.params.drop_points, 10, 0, "drop points");
     hs_drift_config_free(&dc);
 }
 
@@ -695,8 +700,8 @@ static void config_errors_name_file_line_and_key(void **state)
     expect_config_error("monitor:\n  thresholds:\n    safety_rate: 1.5\n",
                         "cfg.yaml:3: monitor.thresholds.safety_rate: expected a number in 0..1");
     expect_config_error("monitor:\n  window: 0\n", "cfg.yaml:2: monitor.window: expected a whole number");
-    expect_config_error("drift:\n  every: weekly\n", "cfg.yaml:2: drift.every: expected a duration");
-    expect_config_error("drift:\n  max_samples: 100000\n", "cfg.yaml:2: drift.max_samples");
+    expect_config_error("drift:\n  data:\n    every: weekly\n", "cfg.yaml:3: drift.data.every: expected a duration");
+    expect_config_error("drift:\n  data:\n    max_samples: 100000\n", "cfg.yaml:3: drift.data.max_samples");
     expect_config_error("monitor: [1, 2]\n", "cfg.yaml:1: monitor: expected a mapping");
     expect_config_error("monitor:\n  window: [1\n", "cfg.yaml:");
     expect_config_error("monitor:\n  ? window\n  : 5\n", "explicit mapping keys");

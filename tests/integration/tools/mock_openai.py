@@ -3,6 +3,7 @@
 hestia) for tests/integration/assess.sh.
 
     mock_openai.py --port-file FILE --log FILE [--fail-first N] [--models a,b]
+                   [--fail-rate P] [--delay-ms MS] [--seed S]
 
 Listens on 127.0.0.1 on a free port and writes the port to --port-file.
 Every request is appended to --log as one JSON line: method, path,
@@ -19,13 +20,19 @@ authorization header and the parsed body.
                              then [DONE]) when "stream" is true. The model
                              "broken" gets a 400 with an OpenAI error object.
                              The first N chat requests (--fail-first) get a
-                             503 with Retry-After: 0.
+                             503 with Retry-After: 0. Each chat request fails
+                             with a 500 with probability --fail-rate (seeded
+                             by --seed), and every answer waits --delay-ms.
+  POST /mock/config          {"fail_rate": P, "delay_ms": MS}: changes both
+                             while the mock runs (either may be left out).
 """
 import argparse
 import json
 import os
+import random
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BROKEN_MESSAGE = "model 'broken' is not loaded"
@@ -34,6 +41,9 @@ BROKEN_MESSAGE = "model 'broken' is not loaded"
 class State:
     lock = threading.Lock()
     fail_left = 0
+    fail_rate = 0.0
+    delay_ms = 0
+    rng = random.Random(1)
     log = None
     models = []
 
@@ -79,6 +89,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, {"error": {"message": "the body is not JSON", "type": "invalid_request_error"}})
             return
         self.record(body)
+        if self.path == "/mock/config":
+            with State.lock:
+                State.fail_rate = float(body.get("fail_rate", State.fail_rate))
+                State.delay_ms = int(body.get("delay_ms", State.delay_ms))
+            self.send_json(200, {"fail_rate": State.fail_rate, "delay_ms": State.delay_ms})
+            return
         if self.path != "/v1/chat/completions":
             self.send_json(404, {"error": {"message": "no route " + self.path, "type": "not_found"}})
             return
@@ -86,6 +102,13 @@ class Handler(BaseHTTPRequestHandler):
             fail = State.fail_left > 0
             if fail:
                 State.fail_left -= 1
+            broken = State.rng.random() < State.fail_rate
+            delay = State.delay_ms
+        if delay:
+            time.sleep(delay / 1000.0)
+        if broken:
+            self.send_json(500, {"error": {"message": "injected failure", "type": "server_error"}})
+            return
         if fail:
             self.send_json(503, {"error": {"message": "warming up", "type": "server_error"}},
                            [("Retry-After", "0")])
@@ -143,7 +166,13 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--models", default="mock-model")
+    ap.add_argument("--fail-rate", type=float, default=0.0)
+    ap.add_argument("--delay-ms", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
+    State.fail_rate = a.fail_rate
+    State.delay_ms = a.delay_ms
+    State.rng = random.Random(a.seed)
     State.fail_left = a.fail_first
     State.log = a.log
     State.models = [m for m in a.models.split(",") if m]
