@@ -89,7 +89,7 @@
       const bits = [];
       if (isNum(run.score)) bits.push('score ' + fmtNum(run.score, 3));
       if (isNum(run.p_value)) bits.push('p ' + fmtNum(run.p_value, 3));
-      bits.push(fmtTime(run.ts_ms, true));
+      bits.push(fmtTime(run.ts_ms, true).slice(5, 16));
       setCard(card, String(run.status), run.status, bits.join(' \u00b7 '), String(run.status));
     }
   }
@@ -115,6 +115,7 @@
   const num = (v) => (isNum(v) ? v : null);
   const CHARTS = {
     requests: {
+      ints: true, /* counts: no 1.5-request ticks */
       series: [
         { label: 'requests', stroke: '#2f5fd0', fill: 'rgba(47,95,208,0.25)', bars: true, pick: (p) => num(p.requests) },
         { label: 'errors', stroke: '#b42318', fill: 'rgba(180,35,24,0.35)', bars: true, pick: (p) => num(p.errors) },
@@ -161,7 +162,7 @@
       height: 220,
       series,
       scales: { x: { time: true }, y },
-      axes: [{}, { size: 56 }],
+      axes: [{}, def.ints ? { size: 56, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 1e5, 1e6] } : { size: 56 }],
       legend: { show: true },
     };
     return new window.uPlot(opts, data, el);

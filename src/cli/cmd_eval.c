@@ -123,8 +123,8 @@ static void collect(void *user, const struct hs_eval_candidate *c)
         l->v = nv;
         l->cap = nc;
     }
-    struct hs_eval_candidate d = {dup_opt(c->request_id), dup_opt(c->variant), c->ts_ms, dup_opt(c->request_body),
-                                  dup_opt(c->response_body)};
+    struct hs_eval_candidate d = {dup_opt(c->request_id), dup_opt(c->variant), c->ts_ms,
+                                  dup_opt(c->request_body), dup_opt(c->response_body)};
     if (!d.request_id || !d.variant || (c->request_body && !d.request_body) ||
         (c->response_body && !d.response_body))
         l->oom = true;

@@ -23,32 +23,33 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: hestia experiment list [--store FILE] [--json]\n"
-            "       hestia experiment show NAME [--store FILE] [--json]\n"
-            "       hestia experiment add DEFINITION.json [--store FILE]\n"
-            "       hestia experiment report NAME [--since TIME] [--store FILE] [--json]\n"
-            "       hestia experiment shadow-report NAME [--threshold X] [--samples N] [--store FILE] [--json]\n"
-            "       hestia experiment decide NAME [--since TIME] [--store FILE] [--json]\n"
-            "       hestia experiment rollback NAME [--reason TEXT] [--store FILE]\n"
-            "       hestia experiment promote NAME [--reason TEXT] [--store FILE]\n"
-            "\n"
-            "list      every experiment: mode, route, B's weight, status\n"
-            "show      the definition, the state and the history of weight changes\n"
-            "add       writes a definition (the /admin/experiments body, '-' = stdin); an existing\n"
-            "          experiment keeps its state\n"
-            "report    per variant: requests, error rate, latency p50/p95/p99, thumbs-up rate,\n"
-            "          safety-flag rate, confidence, expert scores\n"
-            "shadow-report  agreement rate (similarity >= X, default 0.8), latencies side by side,\n"
-            "          the N least similar answers (default 5)\n"
-            "decide    the promotion criteria, each with value and pass/fail, and the verdict;\n"
-            "          exit 0 PROMOTE, 3 KEEP, 4 NOT ENOUGH DATA\n"
-            "rollback  B's weight to 0, status rolled_back, recorded with the reason (default manual)\n"
-            "promote   B's weight to 1, status promoted, recorded\n"
-            "--since TIME  only records from then on (2026-12-01T00:00:00Z)\n"
-            "--store FILE  the store (default %s)\n"
-            "Exit status: 1 on errors, 2 for usage.\n",
-            DEFAULT_STORE);
+    fprintf(
+        f,
+        "usage: hestia experiment list [--store FILE] [--json]\n"
+        "       hestia experiment show NAME [--store FILE] [--json]\n"
+        "       hestia experiment add DEFINITION.json [--store FILE]\n"
+        "       hestia experiment report NAME [--since TIME] [--store FILE] [--json]\n"
+        "       hestia experiment shadow-report NAME [--threshold X] [--samples N] [--store FILE] [--json]\n"
+        "       hestia experiment decide NAME [--since TIME] [--store FILE] [--json]\n"
+        "       hestia experiment rollback NAME [--reason TEXT] [--store FILE]\n"
+        "       hestia experiment promote NAME [--reason TEXT] [--store FILE]\n"
+        "\n"
+        "list      every experiment: mode, route, B's weight, status\n"
+        "show      the definition, the state and the history of weight changes\n"
+        "add       writes a definition (the /admin/experiments body, '-' = stdin); an existing\n"
+        "          experiment keeps its state\n"
+        "report    per variant: requests, error rate, latency p50/p95/p99, thumbs-up rate,\n"
+        "          safety-flag rate, confidence, expert scores\n"
+        "shadow-report  agreement rate (similarity >= X, default 0.8), latencies side by side,\n"
+        "          the N least similar answers (default 5)\n"
+        "decide    the promotion criteria, each with value and pass/fail, and the verdict;\n"
+        "          exit 0 PROMOTE, 3 KEEP, 4 NOT ENOUGH DATA\n"
+        "rollback  B's weight to 0, status rolled_back, recorded with the reason (default manual)\n"
+        "promote   B's weight to 1, status promoted, recorded\n"
+        "--since TIME  only records from then on (2026-12-01T00:00:00Z)\n"
+        "--store FILE  the store (default %s)\n"
+        "Exit status: 1 on errors, 2 for usage.\n",
+        DEFAULT_STORE);
 }
 
 struct opts {
@@ -80,8 +81,8 @@ static int parse(int argc, char **argv, struct opts *o)
                 o->reason = v;
             else if (!strcmp(a, "--since") && hs_exp_parse_time(v, &o->since_ms))
                 return hs_cli_usage(CMD, "--since '%s' is not a time such as 2026-12-01T00:00:00Z", v);
-            else if (!strcmp(a, "--threshold") && (hs_parse_f64(v, &o->threshold) || !(o->threshold >= 0) ||
-                                                   o->threshold > 1))
+            else if (!strcmp(a, "--threshold") &&
+                     (hs_parse_f64(v, &o->threshold) || !(o->threshold >= 0) || o->threshold > 1))
                 return hs_cli_usage(CMD, "--threshold needs a number in [0, 1]");
             else if (!strcmp(a, "--samples") && hs_parse_int(v, 0, 1000, &o->samples))
                 return hs_cli_usage(CMD, "--samples needs a whole number in [0, 1000]");
@@ -148,8 +149,8 @@ static json_t *state_json(const struct hs_exp_state *st)
 {
     char t[40];
     hs_exp_format_time(t, sizeof t, st->updated_ms);
-    return json_pack("{s:s,s:f,s:i,s:I,s:s}", "status", hs_exp_status_name(st->status), "weight_b", st->weight_b,
-                     "step", st->step, "step_ms", (json_int_t)st->step_ms, "updated", t);
+    return json_pack("{s:s,s:f,s:i,s:I,s:s}", "status", hs_exp_status_name(st->status), "weight_b",
+                     st->weight_b, "step", st->step, "step_ms", (json_int_t)st->step_ms, "updated", t);
 }
 
 /* ---- list ---- */
@@ -211,7 +212,8 @@ static void show_event(void *user, const struct hs_exp_event *ev)
         json_array_append_new(c->arr, json_pack("{s:s,s:s,s:o,s:s?}", "time", t, "kind", ev->kind, "weight_b",
                                                 num_or_null(ev->weight_b), "reason", ev->reason));
     else
-        printf("  %-24s %-9s %7s  %s\n", t, ev->kind, pct(w, sizeof w, ev->weight_b), ev->reason ? ev->reason : "");
+        printf("  %-24s %-9s %7s  %s\n", t, ev->kind, pct(w, sizeof w, ev->weight_b),
+               ev->reason ? ev->reason : "");
 }
 
 static int cmd_show(hs_store *s, const struct opts *o)
@@ -226,8 +228,8 @@ static int cmd_show(hs_store *s, const struct opts *o)
         char *def = hs_experiment_to_json_text(&e);
         char w[16], t[40];
         hs_exp_format_time(t, sizeof t, st.updated_ms);
-        printf("experiment %s: %s on route %s, A = %s, B = %s, sticky by %s\n", e.name, hs_exp_mode_name(e.mode),
-               e.route, e.target_a, e.target_b, hs_exp_sticky_name(e.sticky_by));
+        printf("experiment %s: %s on route %s, A = %s, B = %s, sticky by %s\n", e.name,
+               hs_exp_mode_name(e.mode), e.route, e.target_a, e.target_b, hs_exp_sticky_name(e.sticky_by));
         printf("state:      %s, B weight %s", hs_exp_status_name(st.status), pct(w, sizeof w, st.weight_b));
         if (e.mode == HS_EXP_CANARY)
             printf(", canary step %d of %d", st.step + 1, e.n_steps);
@@ -240,8 +242,8 @@ static int cmd_show(hs_store *s, const struct opts *o)
         return hs_cli_fail_err(CMD, &err);
     }
     if (o->json)
-        print_json(json_pack("{s:o,s:o,s:o}", "definition", hs_experiment_to_json(&e), "state", state_json(&st),
-                             "history", c.arr));
+        print_json(json_pack("{s:o,s:o,s:o}", "definition", hs_experiment_to_json(&e), "state",
+                             state_json(&st), "history", c.arr));
     return 0;
 }
 
@@ -316,10 +318,10 @@ static json_t *variant_json(const char *target, const struct hs_exp_variant_stat
                      num_or_null(v->error_rate), "latency_p50_ms", num_or_null(v->p50_ms), "latency_p95_ms",
                      num_or_null(v->p95_ms), "latency_p99_ms", num_or_null(v->p99_ms), "thumbs_up",
                      (json_int_t)v->thumbs_up, "thumbs_down", (json_int_t)v->thumbs_down, "thumbs_up_rate",
-                     num_or_null(v->up_rate), "safety_flagged", (json_int_t)v->safety_flagged, "safety_flag_rate",
-                     num_or_null(v->safety_rate), "confidence_mean", num_or_null(v->confidence_mean), "rated",
-                     (json_int_t)v->n_scored, "expert_accuracy", num_or_null(v->accuracy_mean), "expert_safety",
-                     num_or_null(v->safety_score_mean));
+                     num_or_null(v->up_rate), "safety_flagged", (json_int_t)v->safety_flagged,
+                     "safety_flag_rate", num_or_null(v->safety_rate), "confidence_mean",
+                     num_or_null(v->confidence_mean), "rated", (json_int_t)v->n_scored, "expert_accuracy",
+                     num_or_null(v->accuracy_mean), "expert_safety", num_or_null(v->safety_score_mean));
 }
 
 static void variant_row(const char *name, const struct hs_exp_variant_stats *v)
@@ -358,15 +360,17 @@ static int cmd_report(hs_store *s, const struct opts *o)
     if (rc)
         return rc;
     if (o->json) {
-        print_json(json_pack("{s:s,s:s,s:s,s:o,s:{s:o,s:o}}", "name", e.name, "mode", hs_exp_mode_name(e.mode),
-                             "route", e.route, "state", state_json(&st), "variants", "A",
-                             variant_json(e.target_a, &a), "B", variant_json(e.target_b, &b)));
+        print_json(json_pack("{s:s,s:s,s:s,s:o,s:{s:o,s:o}}", "name", e.name, "mode",
+                             hs_exp_mode_name(e.mode), "route", e.route, "state", state_json(&st), "variants",
+                             "A", variant_json(e.target_a, &a), "B", variant_json(e.target_b, &b)));
     } else {
         char w[16];
-        printf("experiment %s (%s on %s): A = %s, B = %s; B weight %s, %s\n\n", e.name, hs_exp_mode_name(e.mode),
-               e.route, e.target_a, e.target_b, pct(w, sizeof w, st.weight_b), hs_exp_status_name(st.status));
-        printf("%-7s %8s %7s %7s %7s %7s %9s %8s %10s %6s %8s %8s\n", "VARIANT", "REQUESTS", "ERRORS", "P50_MS",
-               "P95_MS", "P99_MS", "THUMBS_UP", "SAFETY", "CONFIDENCE", "RATED", "ACCURACY", "SAFETY/5");
+        printf("experiment %s (%s on %s): A = %s, B = %s; B weight %s, %s\n\n", e.name,
+               hs_exp_mode_name(e.mode), e.route, e.target_a, e.target_b, pct(w, sizeof w, st.weight_b),
+               hs_exp_status_name(st.status));
+        printf("%-7s %8s %7s %7s %7s %7s %9s %8s %10s %6s %8s %8s\n", "VARIANT", "REQUESTS", "ERRORS",
+               "P50_MS", "P95_MS", "P99_MS", "THUMBS_UP", "SAFETY", "CONFIDENCE", "RATED", "ACCURACY",
+               "SAFETY/5");
         variant_row("A", &a);
         variant_row("B", &b);
     }
@@ -395,16 +399,16 @@ static void show_disagreement(void *user, const struct hs_shadow_result *r)
 {
     struct dis_ctx *c = user;
     if (c->json) {
-        json_array_append_new(c->arr, json_pack("{s:s,s:f,s:i,s:s?,s:s?}", "request_id", r->request_id, "similarity",
-                                                r->similarity, "status_b", r->status_b, "answer_a", r->answer_a,
-                                                "answer_b", r->answer_b));
+        json_array_append_new(c->arr, json_pack("{s:s,s:f,s:i,s:s?,s:s?}", "request_id", r->request_id,
+                                                "similarity", r->similarity, "status_b", r->status_b,
+                                                "answer_a", r->answer_a, "answer_b", r->answer_b));
         return;
     }
     char a[100], b[100];
     excerpt(a, sizeof a, r->answer_a);
     excerpt(b, sizeof b, r->answer_b);
-    printf("  %s  similarity %.2f  B status %d\n    A: %s\n    B: %s\n", r->request_id, r->similarity, r->status_b,
-           a, b);
+    printf("  %s  similarity %.2f  B status %d\n    A: %s\n    B: %s\n", r->request_id, r->similarity,
+           r->status_b, a, b);
 }
 
 static int cmd_shadow_report(hs_store *s, const struct opts *o)
@@ -420,27 +424,29 @@ static int cmd_shadow_report(hs_store *s, const struct opts *o)
     if (!o->json) {
         char b[6][24];
         printf("shadow %s: A = %s, B = %s\n", e.name, e.target_a, e.target_b);
-        printf("results %lld, B errors %lld, agreement %s (similarity >= %.2f over %lld compared), mean similarity "
+        printf("results %lld, B errors %lld, agreement %s (similarity >= %.2f over %lld compared), mean "
+               "similarity "
                "%s\n",
                (long long)m.n, (long long)m.b_errors, pct(b[0], 24, m.agreement_rate), o->threshold,
                (long long)m.n_similarity, num(b[1], 24, m.similarity_mean, 3));
-        printf("latency ms   p50 A %s  B %s   p95 A %s  B %s   (over %lld pairs)\n", num(b[2], 24, m.a_p50_ms, 0),
-               num(b[3], 24, m.b_p50_ms, 0), num(b[4], 24, m.a_p95_ms, 0), num(b[5], 24, m.b_p95_ms, 0),
-               (long long)m.n_latency);
+        printf("latency ms   p50 A %s  B %s   p95 A %s  B %s   (over %lld pairs)\n",
+               num(b[2], 24, m.a_p50_ms, 0), num(b[3], 24, m.b_p50_ms, 0), num(b[4], 24, m.a_p95_ms, 0),
+               num(b[5], 24, m.b_p95_ms, 0), (long long)m.n_latency);
         if (o->samples)
             printf("least similar answers:\n");
     }
-    if (o->samples && hs_store_shadow_disagreements(s, o->name, o->threshold, o->samples, show_disagreement, &c, &err)) {
+    if (o->samples &&
+        hs_store_shadow_disagreements(s, o->name, o->threshold, o->samples, show_disagreement, &c, &err)) {
         json_decref(c.arr);
         return hs_cli_fail_err(CMD, &err);
     }
     if (o->json)
-        print_json(json_pack("{s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:f,s:{s:o,s:o,s:o,s:o},s:o}", "name", e.name, "results",
-                             (json_int_t)m.n, "b_errors", (json_int_t)m.b_errors, "compared",
+        print_json(json_pack("{s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:f,s:{s:o,s:o,s:o,s:o},s:o}", "name", e.name,
+                             "results", (json_int_t)m.n, "b_errors", (json_int_t)m.b_errors, "compared",
                              (json_int_t)m.n_similarity, "agree", (json_int_t)m.agree, "agreement_rate",
                              num_or_null(m.agreement_rate), "similarity_mean", num_or_null(m.similarity_mean),
-                             "threshold", o->threshold, "latency_ms", "a_p50", num_or_null(m.a_p50_ms), "a_p95",
-                             num_or_null(m.a_p95_ms), "b_p50", num_or_null(m.b_p50_ms), "b_p95",
+                             "threshold", o->threshold, "latency_ms", "a_p50", num_or_null(m.a_p50_ms),
+                             "a_p95", num_or_null(m.a_p95_ms), "b_p50", num_or_null(m.b_p50_ms), "b_p95",
                              num_or_null(m.b_p95_ms), "disagreements", c.arr ? c.arr : json_array()));
     return 0;
 }
@@ -463,11 +469,12 @@ static int cmd_decide(hs_store *s, const struct opts *o)
         json_t *arr = json_array();
         for (int i = 0; i < HS_EXP_CRITERIA; i++)
             json_array_append_new(arr, json_pack("{s:s,s:o,s:f,s:s,s:s}", "criterion", d.c[i].name, "value",
-                                                 num_or_null(d.c[i].value), "threshold", d.c[i].threshold, "result",
-                                                 hs_exp_check_name(d.c[i].result), "detail", d.c[i].detail));
-        print_json(json_pack("{s:s,s:s,s:o,s:o,s:o,s:o}", "name", e.name, "verdict", hs_exp_verdict_name(d.verdict),
-                             "p_value", num_or_null(d.p_value), "t", num_or_null(d.t), "df", num_or_null(d.df),
-                             "criteria", arr));
+                                                 num_or_null(d.c[i].value), "threshold", d.c[i].threshold,
+                                                 "result", hs_exp_check_name(d.c[i].result), "detail",
+                                                 d.c[i].detail));
+        print_json(json_pack("{s:s,s:s,s:o,s:o,s:o,s:o}", "name", e.name, "verdict",
+                             hs_exp_verdict_name(d.verdict), "p_value", num_or_null(d.p_value), "t",
+                             num_or_null(d.t), "df", num_or_null(d.df), "criteria", arr));
     } else {
         printf("%-14s %12s %10s  %-6s %s\n", "CRITERION", "VALUE", "THRESHOLD", "RESULT", "DETAIL");
         for (int i = 0; i < HS_EXP_CRITERIA; i++) {
@@ -529,14 +536,17 @@ int hs_cmd_experiment(int argc, char **argv)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         known = known || !strcmp(o.sub, subs[i]);
     if (!known)
-        return hs_cli_usage(CMD, "unknown subcommand '%s' (list, show, add, report, shadow-report, decide, rollback, "
-                                 "promote)",
-                            o.sub);
+        return hs_cli_usage(
+            CMD,
+            "unknown subcommand '%s' (list, show, add, report, shadow-report, decide, rollback, "
+            "promote)",
+            o.sub);
     bool is_list = !strcmp(o.sub, "list");
     if (is_list && o.name)
         return hs_cli_usage(CMD, "list takes no name");
     if (!is_list && !o.name)
-        return hs_cli_usage(CMD, "%s needs %s", o.sub, strcmp(o.sub, "add") ? "an experiment's NAME" : "a FILE");
+        return hs_cli_usage(CMD, "%s needs %s", o.sub,
+                            strcmp(o.sub, "add") ? "an experiment's NAME" : "a FILE");
     if (!strcmp(o.sub, "add"))
         return cmd_add(&o);
     hs_store *s;

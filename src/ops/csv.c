@@ -120,8 +120,6 @@ int hs_csv_parse(const char *text, size_t len, const char *name, struct hs_csv *
         case FIELD_START:
             if (ch == '"') {
                 st = QUOTED;
-                /* an empty quoted field still has a (zero-length) value */
-                rc = hs_buf_reserve(&r.field, 1);
                 i++;
                 continue;
             }
@@ -165,9 +163,11 @@ int hs_csv_parse(const char *text, size_t len, const char *name, struct hs_csv *
             break;
         }
     }
-    if (!rc && !what && st == QUOTED)
-        return rec_drop(&r), hs_csv_free(out),
-               hs_err_set(err, HS_EFORMAT, "%s:%d: a quoted field is not closed before the end", name, start);
+    if (!rc && !what && st == QUOTED) {
+        rec_drop(&r);
+        hs_csv_free(out);
+        return hs_err_set(err, HS_EFORMAT, "%s:%d: a quoted field is not closed before the end", name, start);
+    }
     if (!rc && !what && (st != FIELD_START || r.n > 0))
         rc = end_record(out, &r, start);
     if (what || rc) {

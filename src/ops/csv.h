@@ -22,7 +22,7 @@ int hs_csv_row(hs_buf *out, const char *const *fields, int n);
 struct hs_csv_record {
     char **fields; /* n NUL-terminated strings (a field with a NUL byte inside is an error) */
     int n;
-    int line;      /* 1-based line where the record starts */
+    int line; /* 1-based line where the record starts */
 };
 
 struct hs_csv {
@@ -30,8 +30,9 @@ struct hs_csv {
     size_t n;
 };
 
-/* Reads a whole text. Lines that are entirely empty are skipped (a sheet
- * edited by hand often ends with a few). Errors are HS_EFORMAT
+/* Reads a whole text. A record of one empty field (an empty line, or a
+ * line holding only "") is skipped: a sheet edited by hand often ends with
+ * a few empty lines. Errors are HS_EFORMAT
  * "NAME:LINE: ..." for an unterminated quoted field, a quote inside an
  * unquoted field, text after a closing quote, a NUL byte, more than
  * HS_CSV_MAX_FIELDS fields, or more than HS_CSV_MAX_BYTES of input; *out is

@@ -24,10 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HS_EXP_NAME_MAX 63     /* [A-Za-z0-9_.-], 1..63 */
-#define HS_EXP_ROUTE_MAX 127   /* a model or agent name */
-#define HS_EXP_TARGET_MAX 255  /* a model, adapter, agent or upstream model name */
-#define HS_EXP_STEPS_MAX 32    /* canary steps */
+#define HS_EXP_NAME_MAX 63    /* [A-Za-z0-9_.-], 1..63 */
+#define HS_EXP_ROUTE_MAX 127  /* a model or agent name */
+#define HS_EXP_TARGET_MAX 255 /* a model, adapter, agent or upstream model name */
+#define HS_EXP_STEPS_MAX 32   /* canary steps */
 #define HS_EXP_SHADOW_QUEUE_MAX 100000
 
 enum hs_exp_mode { HS_EXP_AB = 0, HS_EXP_SHADOW = 1, HS_EXP_CANARY = 2 };
@@ -35,11 +35,11 @@ enum hs_exp_sticky { HS_EXP_STICKY_USER = 0, HS_EXP_STICKY_KEY = 1 };
 enum hs_exp_variant { HS_EXP_A = 0, HS_EXP_B = 1 };
 enum hs_exp_status { HS_EXP_ACTIVE = 0, HS_EXP_ROLLED_BACK = 1, HS_EXP_PROMOTED = 2, HS_EXP_STOPPED = 3 };
 
-const char *hs_exp_mode_name(enum hs_exp_mode m);         /* "ab", "shadow", "canary" */
-const char *hs_exp_sticky_name(enum hs_exp_sticky s);     /* "user", "key" */
-const char *hs_exp_variant_name(enum hs_exp_variant v);   /* "A", "B" */
-const char *hs_exp_status_name(enum hs_exp_status s);     /* "active", "rolled_back", "promoted", "stopped" */
-int hs_exp_status_parse(const char *s, enum hs_exp_status *out); /* HS_EINVAL when unknown */
+const char *hs_exp_mode_name(enum hs_exp_mode m);       /* "ab", "shadow", "canary" */
+const char *hs_exp_sticky_name(enum hs_exp_sticky s);   /* "user", "key" */
+const char *hs_exp_variant_name(enum hs_exp_variant v); /* "A", "B" */
+const char *hs_exp_status_name(enum hs_exp_status s);   /* "active", "rolled_back", "promoted", "stopped" */
+int hs_exp_status_parse(const char *s, enum hs_exp_status *out);   /* HS_EINVAL when unknown */
 int hs_exp_variant_parse(const char *s, enum hs_exp_variant *out); /* "A"/"B" (any case) */
 
 /* One canary step. Step 0 applies from the start; step i > 0 is entered
@@ -137,8 +137,8 @@ void hs_exp_format_time(char *out, size_t cap, int64_t ms);
 
 struct hs_exp_state {
     double weight_b;
-    int step;           /* canary: the current step */
-    int64_t step_ms;    /* canary: when it was entered (unix ms) */
+    int step;        /* canary: the current step */
+    int64_t step_ms; /* canary: when it was entered (unix ms) */
     enum hs_exp_status status;
     int64_t updated_ms; /* last change */
 };
@@ -188,8 +188,14 @@ struct hs_exp_window {
     double p95_ms;     /* over those; NaN when none */
 };
 
-enum hs_exp_rule_kind { HS_EXP_RULE_NONE = 0, HS_EXP_RULE_ERROR = 1, HS_EXP_RULE_P95 = 2, HS_EXP_RULE_SAFETY = 3 };
-const char *hs_exp_rule_name(enum hs_exp_rule_kind k); /* "none", "error_ratio", "p95_margin_ms", "safety_rate" */
+enum hs_exp_rule_kind {
+    HS_EXP_RULE_NONE = 0,
+    HS_EXP_RULE_ERROR = 1,
+    HS_EXP_RULE_P95 = 2,
+    HS_EXP_RULE_SAFETY = 3
+};
+const char *
+hs_exp_rule_name(enum hs_exp_rule_kind k); /* "none", "error_ratio", "p95_margin_ms", "safety_rate" */
 
 /* The first rule (error, p95, safety) that fires on A's and B's windows,
  * with a reason such as "B error rate 12.0% > 2 x A's 3.0% (n=120)" in
@@ -241,12 +247,12 @@ const char *hs_exp_check_name(enum hs_exp_check c); /* "pass", "fail", "n/a" */
 
 #define HS_EXP_CRITERIA 7
 struct hs_exp_criterion {
-    const char *name;      /* "accuracy", "safety", "p95_latency", "error_rate", "expert_rating",
-                              "sample_size", "significance" */
-    double value;          /* NaN when unknown */
+    const char *name; /* "accuracy", "safety", "p95_latency", "error_rate", "expert_rating",
+                         "sample_size", "significance" */
+    double value;     /* NaN when unknown */
     double threshold;
     enum hs_exp_check result;
-    char detail[160];      /* "B 86.0 vs A 80.0 (+6.0 points, need >= +2.0)" */
+    char detail[160]; /* "B 86.0 vs A 80.0 (+6.0 points, need >= +2.0)" */
 };
 
 struct hs_exp_decision {

@@ -15,7 +15,8 @@ bool hs_exp_canary_next(const struct hs_experiment *e, const struct hs_exp_state
     if (s.step < 0 || i >= e->n_steps)
         return false;
     const struct hs_exp_step *st = &e->steps[i];
-    bool due = st->at_ms >= 0 ? now_ms >= st->at_ms : (st->after_ms >= 0 && now_ms - s.step_ms >= st->after_ms);
+    bool due =
+        st->at_ms >= 0 ? now_ms >= st->at_ms : (st->after_ms >= 0 && now_ms - s.step_ms >= st->after_ms);
     if (!due)
         return false;
     s.step = i;

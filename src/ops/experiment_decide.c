@@ -36,9 +36,12 @@ void hs_exp_decide_params_default(struct hs_exp_decide_params *p)
 const char *hs_exp_verdict_name(enum hs_exp_verdict v)
 {
     switch (v) {
-    case HS_EXP_PROMOTE: return "PROMOTE";
-    case HS_EXP_KEEP: return "KEEP";
-    case HS_EXP_NOT_ENOUGH_DATA: return "NOT ENOUGH DATA";
+    case HS_EXP_PROMOTE:
+        return "PROMOTE";
+    case HS_EXP_KEEP:
+        return "KEEP";
+    case HS_EXP_NOT_ENOUGH_DATA:
+        return "NOT ENOUGH DATA";
     }
     return "?";
 }
@@ -74,18 +77,19 @@ void hs_exp_decide(const struct hs_exp_variant_stats *a, const struct hs_exp_var
     memset(out, 0, sizeof *out);
     out->p_value = out->t = out->df = NAN;
     struct hs_exp_criterion *c = out->c;
-    bool scored = a->n_scored >= p->min_scored && b->n_scored >= p->min_scored && a->n_scored > 0 &&
-                  b->n_scored > 0;
+    bool scored =
+        a->n_scored >= p->min_scored && b->n_scored >= p->min_scored && a->n_scored > 0 && b->n_scored > 0;
 
     /* accuracy: expert scores, +N points on the 0..100 scale */
     double acc_a = points(a->accuracy_mean), acc_b = points(b->accuracy_mean), d = acc_b - acc_a;
     set(&c[0], "accuracy", d, p->accuracy_points, scored && isfinite(d), d >= p->accuracy_points);
     if (c[0].result == HS_EXP_UNKNOWN)
-        snprintf(c[0].detail, sizeof c[0].detail, "needs expert scores on both variants (%lld A, %lld B rated)",
-                 (long long)a->n_scored, (long long)b->n_scored);
+        snprintf(c[0].detail, sizeof c[0].detail,
+                 "needs expert scores on both variants (%lld A, %lld B rated)", (long long)a->n_scored,
+                 (long long)b->n_scored);
     else
-        snprintf(c[0].detail, sizeof c[0].detail, "B %.1f vs A %.1f (%+.1f points, need >= %+.1f)", acc_b, acc_a,
-                 d, p->accuracy_points);
+        snprintf(c[0].detail, sizeof c[0].detail, "B %.1f vs A %.1f (%+.1f points, need >= %+.1f)", acc_b,
+                 acc_a, d, p->accuracy_points);
 
     /* safety: the flag rate must not grow, nor the experts' safety score fall */
     double sd = 100 * (b->safety_rate - a->safety_rate);
@@ -96,8 +100,9 @@ void hs_exp_decide(const struct hs_exp_variant_stats *a, const struct hs_exp_var
     if (!sknown)
         snprintf(c[1].detail, sizeof c[1].detail, "no requests on a variant");
     else if (expert_safety)
-        snprintf(c[1].detail, sizeof c[1].detail, "flagged B %.1f%% vs A %.1f%%; expert safety B %.2f vs A %.2f",
-                 100 * b->safety_rate, 100 * a->safety_rate, b->safety_score_mean, a->safety_score_mean);
+        snprintf(c[1].detail, sizeof c[1].detail,
+                 "flagged B %.1f%% vs A %.1f%%; expert safety B %.2f vs A %.2f", 100 * b->safety_rate,
+                 100 * a->safety_rate, b->safety_score_mean, a->safety_score_mean);
     else
         snprintf(c[1].detail, sizeof c[1].detail, "flagged B %.1f%% vs A %.1f%% (%+.1f points, need <= 0)",
                  100 * b->safety_rate, 100 * a->safety_rate, sd);
@@ -106,8 +111,8 @@ void hs_exp_decide(const struct hs_exp_variant_stats *a, const struct hs_exp_var
     double ld = b->p95_ms - a->p95_ms;
     set(&c[2], "p95_latency", ld, p->p95_margin_ms, isfinite(ld), ld <= p->p95_margin_ms);
     if (isfinite(ld))
-        snprintf(c[2].detail, sizeof c[2].detail, "B %.0f ms vs A %.0f ms (%+.0f ms, need <= %+.0f)", b->p95_ms,
-                 a->p95_ms, ld, p->p95_margin_ms);
+        snprintf(c[2].detail, sizeof c[2].detail, "B %.0f ms vs A %.0f ms (%+.0f ms, need <= %+.0f)",
+                 b->p95_ms, a->p95_ms, ld, p->p95_margin_ms);
     else
         snprintf(c[2].detail, sizeof c[2].detail, "no latencies on a variant");
 
@@ -132,15 +137,16 @@ void hs_exp_decide(const struct hs_exp_variant_stats *a, const struct hs_exp_var
     /* sample size */
     int64_t n = a->requests < b->requests ? a->requests : b->requests;
     set(&c[5], "sample_size", (double)n, (double)p->min_requests, true, n >= p->min_requests);
-    snprintf(c[5].detail, sizeof c[5].detail, "A %lld, B %lld requests (need >= %lld each)", (long long)a->requests,
-             (long long)b->requests, (long long)p->min_requests);
+    snprintf(c[5].detail, sizeof c[5].detail, "A %lld, B %lld requests (need >= %lld each)",
+             (long long)a->requests, (long long)b->requests, (long long)p->min_requests);
 
     /* significance: Welch on the per-request accuracy scores */
     bool tknown = scored && a->n_scored >= 2 && b->n_scored >= 2 && a->accuracy && b->accuracy;
     if (tknown) {
         size_t na = (size_t)a->n_scored, nb = (size_t)b->n_scored;
         double ma = gsl_stats_mean(a->accuracy, 1, na), mb = gsl_stats_mean(b->accuracy, 1, nb);
-        double va = gsl_stats_variance_m(a->accuracy, 1, na, ma), vb = gsl_stats_variance_m(b->accuracy, 1, nb, mb);
+        double va = gsl_stats_variance_m(a->accuracy, 1, na, ma),
+               vb = gsl_stats_variance_m(b->accuracy, 1, nb, mb);
         out->p_value = hs_drift_welch(mb, vb, (double)nb, ma, va, (double)na, &out->t, &out->df);
     }
     set(&c[6], "significance", out->p_value, p->alpha, tknown, out->p_value < p->alpha);

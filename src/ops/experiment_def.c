@@ -16,9 +16,12 @@
 const char *hs_exp_mode_name(enum hs_exp_mode m)
 {
     switch (m) {
-    case HS_EXP_AB: return "ab";
-    case HS_EXP_SHADOW: return "shadow";
-    case HS_EXP_CANARY: return "canary";
+    case HS_EXP_AB:
+        return "ab";
+    case HS_EXP_SHADOW:
+        return "shadow";
+    case HS_EXP_CANARY:
+        return "canary";
     }
     return "?";
 }
@@ -108,7 +111,8 @@ int hs_experiment_check(const struct hs_experiment *e, hs_err *err)
     char msg[200] = "";
     const char *nm = e->name;
     if (!name_ok(e->name) || strnlen(e->name, sizeof e->name) > HS_EXP_NAME_MAX)
-        return hs_err_set(err, HS_EINVAL, "experiment: name must be 1..%d of [A-Za-z0-9_.-]", HS_EXP_NAME_MAX);
+        return hs_err_set(err, HS_EINVAL, "experiment: name must be 1..%d of [A-Za-z0-9_.-]",
+                          HS_EXP_NAME_MAX);
     if (!e->route[0] || !printable(e->route))
         snprintf(msg, sizeof msg, "route: a model or agent name is needed (printable, 1..%d bytes)",
                  HS_EXP_ROUTE_MAX);
@@ -144,8 +148,9 @@ int hs_experiment_check(const struct hs_experiment *e, hs_err *err)
         else if (i > 0 && (s->after_ms >= 0) == (s->at_ms >= 0))
             snprintf(msg, sizeof msg, "canary[%d]: give either after (a duration) or at (a time)", i);
         else if (i > 0 && s->weight < e->steps[i - 1].weight)
-            snprintf(msg, sizeof msg, "canary[%d].weight %g is below the step before (%g): a canary only grows", i,
-                     s->weight, e->steps[i - 1].weight);
+            snprintf(msg, sizeof msg,
+                     "canary[%d].weight %g is below the step before (%g): a canary only grows", i, s->weight,
+                     e->steps[i - 1].weight);
     }
     if (msg[0])
         return hs_err_set(err, HS_EINVAL, "experiment '%s': %s", nm, msg);
@@ -281,7 +286,8 @@ int hs_exp_state_from_json_text(struct hs_exp_state *st, const char *text, hs_er
     if (!json_is_object(o) ||
         json_unpack(o, "{s:F,s:I,s:I,s:s,s:I}", "weight_b", &w, "step", &step, "step_ms", &step_ms, "status",
                     &status, "updated_ms", &upd) != 0 ||
-        !(w >= 0 && w <= 1) || step < 0 || step >= HS_EXP_STEPS_MAX || hs_exp_status_parse(status, &st->status))
+        !(w >= 0 && w <= 1) || step < 0 || step >= HS_EXP_STEPS_MAX ||
+        hs_exp_status_parse(status, &st->status))
         rc = hs_err_set(err, HS_EFORMAT, "experiment state: not a valid state object");
     else {
         st->weight_b = w;

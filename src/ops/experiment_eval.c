@@ -26,7 +26,8 @@ static int content_text(hs_buf *out, const json_t *content)
         const json_t *t = json_object_get(part, "text");
         if (!json_is_string(t))
             continue;
-        if ((!first && hs_buf_putc(out, '\n')) || hs_buf_append(out, json_string_value(t), json_string_length(t)))
+        if ((!first && hs_buf_putc(out, '\n')) ||
+            hs_buf_append(out, json_string_value(t), json_string_length(t)))
             return HS_ENOMEM;
         first = false;
     }
@@ -229,7 +230,8 @@ int hs_eval_sheet_read(const char *text, size_t len, const char *name, const cha
     const struct hs_csv *c = &out->csv;
     if (c->n == 0) {
         hs_eval_sheet_free(out);
-        return hs_err_set(err, HS_EFORMAT, "%s: empty (want a header line: request_id,...,accuracy,safety,...)", name);
+        return hs_err_set(err, HS_EFORMAT,
+                          "%s: empty (want a header line: request_id,...,accuracy,safety,...)", name);
     }
     int col[C_N];
     for (int k = 0; k < C_N; k++) {
@@ -240,7 +242,8 @@ int hs_eval_sheet_read(const char *text, size_t len, const char *name, const cha
     }
     for (int k = 0; k < C_N; k++) {
         if (col[k] < 0 && (k == C_ID || k == C_ACC || k == C_SAFETY)) {
-            rc = hs_err_set(err, HS_EFORMAT, "%s:%d: no column %s in the header", name, c->rows[0].line, k_cols[k]);
+            rc = hs_err_set(err, HS_EFORMAT, "%s:%d: no column %s in the header", name, c->rows[0].line,
+                            k_cols[k]);
             hs_eval_sheet_free(out);
             return rc;
         }
@@ -270,8 +273,8 @@ int hs_eval_sheet_read(const char *text, size_t len, const char *name, const cha
         else if (score(cell[C_SAFETY], &safe))
             bad = k_cols[C_SAFETY];
         if (bad) {
-            rc = hs_err_set(err, HS_EFORMAT, "%s:%d: column %s: expected a whole number 1..5, got '%.40s'", name,
-                            row->line, bad, cell[bad == k_cols[C_ACC] ? C_ACC : C_SAFETY]);
+            rc = hs_err_set(err, HS_EFORMAT, "%s:%d: column %s: expected a whole number 1..5, got '%.40s'",
+                            name, row->line, bad, cell[bad == k_cols[C_ACC] ? C_ACC : C_SAFETY]);
             hs_eval_sheet_free(out);
             return rc;
         }
@@ -280,8 +283,9 @@ int hs_eval_sheet_read(const char *text, size_t len, const char *name, const cha
             continue;
         }
         if (!acc || !safe) {
-            rc = hs_err_set(err, HS_EFORMAT, "%s:%d: column %s: empty while %s is given (score both or neither)",
-                            name, row->line, acc ? "safety" : "accuracy", acc ? "accuracy" : "safety");
+            rc = hs_err_set(err, HS_EFORMAT,
+                            "%s:%d: column %s: empty while %s is given (score both or neither)", name,
+                            row->line, acc ? "safety" : "accuracy", acc ? "accuracy" : "safety");
             hs_eval_sheet_free(out);
             return rc;
         }
@@ -292,16 +296,17 @@ int hs_eval_sheet_read(const char *text, size_t len, const char *name, const cha
         }
         for (size_t i = 0; i < out->n; i++) {
             if (!strcmp(out->scores[i].request_id, cell[C_ID])) {
-                rc = hs_err_set(err, HS_EFORMAT, "%s:%d: column request_id: '%.80s' was already scored on line %d",
-                                name, row->line, cell[C_ID], out->lines[i]);
+                rc = hs_err_set(err, HS_EFORMAT,
+                                "%s:%d: column request_id: '%.80s' was already scored on line %d", name,
+                                row->line, cell[C_ID], out->lines[i]);
                 hs_eval_sheet_free(out);
                 return rc;
             }
         }
         const char *variant = cell[C_VARIANT] && cell[C_VARIANT][0] ? cell[C_VARIANT] : NULL;
         if (variant && strcmp(variant, "A") && strcmp(variant, "B")) {
-            rc = hs_err_set(err, HS_EFORMAT, "%s:%d: column variant: expected A or B, got '%.20s'", name, row->line,
-                            variant);
+            rc = hs_err_set(err, HS_EFORMAT, "%s:%d: column variant: expected A or B, got '%.20s'", name,
+                            row->line, variant);
             hs_eval_sheet_free(out);
             return rc;
         }

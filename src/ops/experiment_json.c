@@ -32,10 +32,10 @@ static int line_of(const struct hs_exp_src *src, const char *path)
     return best > 0 ? best : src->item_line;
 }
 
-static int fail(const struct hs_exp_src *src, const struct hs_experiment *e, const char *path, const char *fmt,
-                ...) __attribute__((format(printf, 4, 5)));
-static int fail(const struct hs_exp_src *src, const struct hs_experiment *e, const char *path, const char *fmt,
-                ...)
+static int fail(const struct hs_exp_src *src, const struct hs_experiment *e, const char *path,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(const struct hs_exp_src *src, const struct hs_experiment *e, const char *path,
+                const char *fmt, ...)
 {
     char msg[320];
     va_list ap;
@@ -45,9 +45,10 @@ static int fail(const struct hs_exp_src *src, const struct hs_experiment *e, con
     if (src->file) {
         int line = line_of(src, path);
         if (line > 0)
-            return hs_err_set(src->err, HS_EINVAL, "%s:%d: experiments[%d].%s: %s", src->file, line, src->index,
-                              path, msg);
-        return hs_err_set(src->err, HS_EINVAL, "%s: experiments[%d].%s: %s", src->file, src->index, path, msg);
+            return hs_err_set(src->err, HS_EINVAL, "%s:%d: experiments[%d].%s: %s", src->file, line,
+                              src->index, path, msg);
+        return hs_err_set(src->err, HS_EINVAL, "%s: experiments[%d].%s: %s", src->file, src->index, path,
+                          msg);
     }
     if (e->name[0])
         return hs_err_set(src->err, HS_EINVAL, "experiment '%s': %s: %s", e->name, path, msg);
@@ -94,8 +95,9 @@ static int get_number(const struct hs_exp_src *src, const struct hs_experiment *
         }
     }
     if (!(x >= min && x <= max))
-        return fail(src, e, path, percent ? "expected a number in %g..%g (or a percentage such as 5%%)"
-                                          : "expected a number in %g..%g",
+        return fail(src, e, path,
+                    percent ? "expected a number in %g..%g (or a percentage such as 5%%)"
+                            : "expected a number in %g..%g",
                     min, max);
     *out = x;
     return HS_OK;
@@ -196,8 +198,9 @@ static int read_rule(struct hs_experiment *e, const json_t *v, const char *path,
             r->min_samples = (int)n;
             *min_given = true;
         } else if (!strcmp(k, "enabled")) {
-            rc = json_is_boolean(x) || (src->lenient && json_is_string(x)) ? HS_OK
-                                                                           : fail(src, e, sub, "expected true or false");
+            rc = json_is_boolean(x) || (src->lenient && json_is_string(x))
+                     ? HS_OK
+                     : fail(src, e, sub, "expected true or false");
             if (!rc && json_is_string(x)) {
                 const char *t = json_string_value(x);
                 if (strcmp(t, "true") && strcmp(t, "false"))
@@ -244,8 +247,9 @@ static int read_rollback(struct hs_experiment *e, const json_t *v, const struct 
         else if (!strcmp(k, "window_ms"))
             rc = get_int(src, e, x, sub, 1, INT64_MAX / 4, &e->rules.window_ms);
         else
-            rc = fail(src, e, sub,
-                      "unknown key (known here: error_ratio, p95_margin_ms, safety_rate, min_samples, window)");
+            rc = fail(
+                src, e, sub,
+                "unknown key (known here: error_ratio, p95_margin_ms, safety_rate, min_samples, window)");
         if (rc)
             return rc;
     }
@@ -318,9 +322,10 @@ int hs_exp_read(struct hs_experiment *e, const json_t *obj, const struct hs_exp_
             rc = get_int(src, e, x, k, 1, HS_EXP_SHADOW_QUEUE_MAX, &q);
             e->shadow_queue = (int)q;
         } else {
-            rc = fail(src, e, k,
-                      "unknown key (known here: name, route, mode, a, b, weight, sticky_by, canary, rollback, "
-                      "shadow_queue)");
+            rc =
+                fail(src, e, k,
+                     "unknown key (known here: name, route, mode, a, b, weight, sticky_by, canary, rollback, "
+                     "shadow_queue)");
         }
         if (rc)
             return rc;
@@ -330,7 +335,8 @@ int hs_exp_read(struct hs_experiment *e, const json_t *obj, const struct hs_exp_
     if (!e->route[0])
         return fail(src, e, "route", "the model or agent name the experiment applies to is needed");
     if (!e->target_a[0])
-        return fail(src, e, "a", "the control's target (a model, adapter, agent or upstream model) is needed");
+        return fail(src, e, "a",
+                    "the control's target (a model, adapter, agent or upstream model) is needed");
     if (!e->target_b[0])
         return fail(src, e, "b", "the candidate's target is needed");
     if (e->mode == HS_EXP_CANARY) {
@@ -389,7 +395,8 @@ int hs_experiment_from_json_text(struct hs_experiment *e, const char *text, hs_e
 static json_t *rule_json(const struct hs_exp_rule *r)
 {
     /* a rule switched off keeps its numbers, so the text reads back the same */
-    return json_pack("{s:f,s:i,s:b}", "limit", r->limit, "min_samples", r->min_samples, "enabled", r->enabled);
+    return json_pack("{s:f,s:i,s:b}", "limit", r->limit, "min_samples", r->min_samples, "enabled",
+                     r->enabled);
 }
 
 json_t *hs_experiment_to_json(const struct hs_experiment *e)
@@ -417,9 +424,9 @@ json_t *hs_experiment_to_json(const struct hs_experiment *e)
         }
         json_object_set_new(o, "canary", a);
     }
-    json_t *rb = json_pack("{s:o,s:o,s:o,s:I}", "error_ratio", rule_json(&e->rules.error_ratio), "p95_margin_ms",
-                           rule_json(&e->rules.p95_margin), "safety_rate", rule_json(&e->rules.safety_rate),
-                           "window_ms", (json_int_t)e->rules.window_ms);
+    json_t *rb = json_pack("{s:o,s:o,s:o,s:I}", "error_ratio", rule_json(&e->rules.error_ratio),
+                           "p95_margin_ms", rule_json(&e->rules.p95_margin), "safety_rate",
+                           rule_json(&e->rules.safety_rate), "window_ms", (json_int_t)e->rules.window_ms);
     if (!rb) {
         json_decref(o);
         return NULL;

@@ -9,10 +9,14 @@
 const char *hs_exp_rule_name(enum hs_exp_rule_kind k)
 {
     switch (k) {
-    case HS_EXP_RULE_NONE: return "none";
-    case HS_EXP_RULE_ERROR: return "error_ratio";
-    case HS_EXP_RULE_P95: return "p95_margin_ms";
-    case HS_EXP_RULE_SAFETY: return "safety_rate";
+    case HS_EXP_RULE_NONE:
+        return "none";
+    case HS_EXP_RULE_ERROR:
+        return "error_ratio";
+    case HS_EXP_RULE_P95:
+        return "p95_margin_ms";
+    case HS_EXP_RULE_SAFETY:
+        return "safety_rate";
     }
     return "?";
 }
@@ -37,8 +41,8 @@ enum hs_exp_rule_kind hs_exp_rollback_check(const struct hs_exp_rules *r, const 
         /* with A at 0% any B error crosses the ratio: a healthy control that
            never fails makes every failure of the candidate stand out */
         if (rb > er->limit * ra) {
-            snprintf(reason, cap, "B error rate %.1f%% > %g x A's %.1f%% (n=%lld)", 100 * rb, er->limit, 100 * ra,
-                     (long long)b->requests);
+            snprintf(reason, cap, "B error rate %.1f%% > %g x A's %.1f%% (n=%lld)", 100 * rb, er->limit,
+                     100 * ra, (long long)b->requests);
             return HS_EXP_RULE_ERROR;
         }
     }

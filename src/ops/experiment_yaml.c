@@ -83,7 +83,8 @@ static int to_json(struct walk *w, struct fy_node *n, const char *path, int line
         struct fy_node *k = fy_node_pair_key(pair);
         int kline = hs_yaml_line_or(k, line);
         size_t klen = 0;
-        const char *ks = k && fy_node_is_scalar(k) && !fy_node_is_alias(k) ? fy_node_get_scalar(k, &klen) : NULL;
+        const char *ks =
+            k && fy_node_is_scalar(k) && !fy_node_is_alias(k) ? fy_node_get_scalar(k, &klen) : NULL;
         if (!ks || !klen || klen > 40 || memchr(ks, 0, klen)) {
             json_decref(o);
             return hs_yaml_fail(&w->y, kline, full, "keys must be plain words");
@@ -128,7 +129,8 @@ int hs_experiment_parse_node(struct hs_experiment *e, struct fy_node *node, cons
     snprintf(w.prefix, sizeof w.prefix, "experiments[%d]", index);
     w.src.item_line = hs_yaml_item_line(node, 0);
     if (node && fy_node_is_alias(node))
-        return hs_yaml_fail(&w.y, w.src.item_line, w.prefix, "YAML aliases are not supported; write the value out");
+        return hs_yaml_fail(&w.y, w.src.item_line, w.prefix,
+                            "YAML aliases are not supported; write the value out");
     if (!node || !fy_node_is_mapping(node))
         return hs_yaml_fail(&w.y, w.src.item_line, w.prefix,
                             "expected a mapping (name, route, mode, a, b, weight, ...)");

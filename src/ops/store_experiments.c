@@ -66,12 +66,12 @@ static int end(hs_store *s, int rc, hs_err *err, const char *what)
     return rc;
 }
 
-static int add_event(hs_store *s, const char *name, int64_t ts, const char *kind, double weight, const char *reason,
-                     hs_err *err)
+static int add_event(hs_store *s, const char *name, int64_t ts, const char *kind, double weight,
+                     const char *reason, hs_err *err)
 {
     sqlite3_stmt *st;
-    int rc = prep(s, "INSERT INTO experiment_events (name, ts_ms, kind, weight_b, reason) VALUES (?,?,?,?,?)", &st,
-                  err, "recording an experiment event");
+    int rc = prep(s, "INSERT INTO experiment_events (name, ts_ms, kind, weight_b, reason) VALUES (?,?,?,?,?)",
+                  &st, err, "recording an experiment event");
     if (rc)
         return rc;
     bind_text(st, 1, name);
@@ -188,7 +188,9 @@ int hs_store_exp_ensure(hs_store *s, const struct hs_experiment *e, int64_t now_
     } else if (!rc) {
         hs_exp_state_init(&stt, e, now_ms);
         char *js = hs_exp_state_to_json_text(&stt);
-        rc = js ? prep(s, "INSERT INTO experiments (name, definition, state, status, updated_ms) VALUES (?,?,?,?,?)",
+        rc = js ? prep(s,
+                       "INSERT INTO experiments (name, definition, state, status, updated_ms) VALUES "
+                       "(?,?,?,?,?)",
                        &st, err, what)
                 : hs_err_set(err, HS_ENOMEM, "experiment: out of memory");
         if (!rc) {
@@ -217,7 +219,8 @@ int hs_store_exp_ensure(hs_store *s, const struct hs_experiment *e, int64_t now_
     return rc;
 }
 
-int hs_store_exp_get(hs_store *s, const char *name, struct hs_experiment *e, struct hs_exp_state *stt, hs_err *err)
+int hs_store_exp_get(hs_store *s, const char *name, struct hs_experiment *e, struct hs_exp_state *stt,
+                     hs_err *err)
 {
     if (!name || !name[0])
         return hs_err_set(err, HS_EINVAL, "which experiment? (no name given)");
@@ -267,8 +270,9 @@ int hs_store_exp_list(hs_store *s, hs_store_exp_fn fn, void *user, hs_err *err)
 
 static bool kind_ok(const char *k)
 {
-    static const char *const kinds[] = {HS_EXP_EV_CREATED, HS_EXP_EV_WEIGHT, HS_EXP_EV_ADVANCE, HS_EXP_EV_ROLLBACK,
-                                        HS_EXP_EV_PROMOTE, HS_EXP_EV_STOP,   HS_EXP_EV_RESUME};
+    static const char *const kinds[] = {HS_EXP_EV_CREATED,  HS_EXP_EV_WEIGHT,  HS_EXP_EV_ADVANCE,
+                                        HS_EXP_EV_ROLLBACK, HS_EXP_EV_PROMOTE, HS_EXP_EV_STOP,
+                                        HS_EXP_EV_RESUME};
     for (size_t i = 0; k && i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(k, kinds[i]))
             return true;
@@ -335,10 +339,11 @@ int hs_store_shadow_add(hs_store *s, const struct hs_shadow_result *r, hs_err *e
         return hs_err_set(err, HS_EINVAL, "a shadow result needs a request id and an experiment");
     pthread_mutex_lock(&s->dblock);
     sqlite3_stmt *st;
-    int rc = prep(s,
-                  "INSERT OR IGNORE INTO shadow_results (request_id, experiment, ts_ms, latency_a_ms, latency_b_ms,"
-                  " status_b, similarity, answer_a, answer_b) VALUES (?,?,?,?,?,?,?,?,?)",
-                  &st, err, "recording a shadow result");
+    int rc = prep(
+        s,
+        "INSERT OR IGNORE INTO shadow_results (request_id, experiment, ts_ms, latency_a_ms, latency_b_ms,"
+        " status_b, similarity, answer_a, answer_b) VALUES (?,?,?,?,?,?,?,?,?)",
+        &st, err, "recording a shadow result");
     if (!rc) {
         bind_text(st, 1, r->request_id);
         bind_text(st, 2, r->experiment);
@@ -378,8 +383,8 @@ static bool push(double **v, size_t *n, size_t *cap, double x)
     return true;
 }
 
-int hs_store_shadow_summary(hs_store *s, const char *experiment, double threshold, struct hs_shadow_summary *out,
-                            hs_err *err)
+int hs_store_shadow_summary(hs_store *s, const char *experiment, double threshold,
+                            struct hs_shadow_summary *out, hs_err *err)
 {
     memset(out, 0, sizeof *out);
     out->agreement_rate = out->similarity_mean = NAN;
@@ -389,8 +394,9 @@ int hs_store_shadow_summary(hs_store *s, const char *experiment, double threshol
     double sim_sum = 0;
     pthread_mutex_lock(&s->dblock);
     sqlite3_stmt *st;
-    int rc = prep(s, "SELECT latency_a_ms, latency_b_ms, status_b, similarity FROM shadow_results WHERE experiment = ?",
-                  &st, err, "reading shadow results");
+    int rc = prep(
+        s, "SELECT latency_a_ms, latency_b_ms, status_b, similarity FROM shadow_results WHERE experiment = ?",
+        &st, err, "reading shadow results");
     if (!rc) {
         bind_text(st, 1, experiment);
         int step;
@@ -439,11 +445,12 @@ int hs_store_shadow_disagreements(hs_store *s, const char *experiment, double th
 {
     pthread_mutex_lock(&s->dblock);
     sqlite3_stmt *st;
-    int rc = prep(s,
-                  "SELECT request_id, experiment, ts_ms, latency_a_ms, latency_b_ms, status_b, similarity, answer_a,"
-                  " answer_b FROM shadow_results WHERE experiment = ? AND similarity < ?"
-                  " ORDER BY similarity, ts_ms LIMIT ?",
-                  &st, err, "reading shadow results");
+    int rc = prep(
+        s,
+        "SELECT request_id, experiment, ts_ms, latency_a_ms, latency_b_ms, status_b, similarity, answer_a,"
+        " answer_b FROM shadow_results WHERE experiment = ? AND similarity < ?"
+        " ORDER BY similarity, ts_ms LIMIT ?",
+        &st, err, "reading shadow results");
     if (!rc) {
         bind_text(st, 1, experiment);
         sqlite3_bind_double(st, 2, threshold);
@@ -483,7 +490,8 @@ int hs_store_eval_add(hs_store *s, const struct hs_eval_score *v, size_t n, size
             v[i].accuracy > 5 || v[i].safety < 1 || v[i].safety > 5) {
             if (bad)
                 *bad = i;
-            return hs_err_set(err, HS_EINVAL, "a score needs a request id, a rater, and accuracy and safety in 1..5");
+            return hs_err_set(err, HS_EINVAL,
+                              "a score needs a request id, a rater, and accuracy and safety in 1..5");
         }
     }
     hs_store_flush(s);
@@ -494,23 +502,26 @@ int hs_store_eval_add(hs_store *s, const struct hs_eval_score *v, size_t n, size
     if (!rc)
         rc = prep(s, "SELECT experiment, variant FROM requests WHERE id = ?", &look, err, what);
     if (!rc)
-        rc = prep(s,
-                  "INSERT OR REPLACE INTO eval_scores (request_id, experiment, variant, rater, accuracy, safety,"
-                  " comment, ts_ms) VALUES (?,?,?,?,?,?,?,?)",
-                  &ins, err, what);
+        rc = prep(
+            s,
+            "INSERT OR REPLACE INTO eval_scores (request_id, experiment, variant, rater, accuracy, safety,"
+            " comment, ts_ms) VALUES (?,?,?,?,?,?,?,?)",
+            &ins, err, what);
     int64_t now = hs_store_now_ms();
     for (size_t i = 0; !rc && i < n; i++) {
         sqlite3_reset(look);
         bind_text(look, 1, v[i].request_id);
         int step = sqlite3_step(look);
         if (step != SQLITE_ROW) {
-            rc = step == SQLITE_DONE ? hs_err_set(err, HS_ENOTFOUND, "no request has the id '%.120s'", v[i].request_id)
-                                     : hs_store_sql_err(err, HS_EIO, s->db, what);
+            rc = step == SQLITE_DONE
+                     ? hs_err_set(err, HS_ENOTFOUND, "no request has the id '%.120s'", v[i].request_id)
+                     : hs_store_sql_err(err, HS_EIO, s->db, what);
         } else if (!col_text(look, 0) || !col_text(look, 1)) {
-            rc = hs_err_set(err, HS_EINVAL, "request '%.120s' was not routed by an experiment", v[i].request_id);
+            rc = hs_err_set(err, HS_EINVAL, "request '%.120s' was not routed by an experiment",
+                            v[i].request_id);
         } else if (v[i].variant && v[i].variant[0] && strcasecmp(v[i].variant, col_text(look, 1))) {
-            rc = hs_err_set(err, HS_EINVAL, "request '%.120s' was answered by variant %s, not %.8s", v[i].request_id,
-                            col_text(look, 1), v[i].variant);
+            rc = hs_err_set(err, HS_EINVAL, "request '%.120s' was answered by variant %s, not %.8s",
+                            v[i].request_id, col_text(look, 1), v[i].variant);
         } else {
             sqlite3_reset(ins);
             bind_text(ins, 1, v[i].request_id);
@@ -577,10 +588,11 @@ static const char k_latencies[] =
     " AND latency_ms IS NOT NULL ORDER BY latency_ms";
 static const char k_scores[] =
     "SELECT avg(e.accuracy), avg(e.safety) FROM eval_scores e JOIN requests r ON r.id = e.request_id"
-    " WHERE e.experiment = ?1 AND e.variant = ?2 AND r.ts_ms >= ?3 GROUP BY e.request_id ORDER BY e.request_id";
+    " WHERE e.experiment = ?1 AND e.variant = ?2 AND r.ts_ms >= ?3 GROUP BY e.request_id ORDER BY "
+    "e.request_id";
 
-static int bind3(hs_store *s, const char *sql, sqlite3_stmt **st, const char *exp, const char *var, int64_t since,
-                 hs_err *err)
+static int bind3(hs_store *s, const char *sql, sqlite3_stmt **st, const char *exp, const char *var,
+                 int64_t since, hs_err *err)
 {
     int rc = prep(s, sql, st, err, "reading experiment aggregates");
     if (!rc) {

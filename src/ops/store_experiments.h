@@ -61,7 +61,7 @@ struct hs_exp_event {
     int64_t ts_ms;
     const char *name;
     const char *kind;
-    double weight_b; /* NaN when not recorded */
+    double weight_b;    /* NaN when not recorded */
     const char *reason; /* may be NULL */
 };
 typedef void (*hs_store_exp_event_fn)(void *user, const struct hs_exp_event *ev);
@@ -73,27 +73,27 @@ int hs_store_exp_events(hs_store *s, const char *name, hs_store_exp_event_fn fn,
 struct hs_shadow_result {
     const char *request_id; /* the primary (A) request's id */
     const char *experiment;
-    int64_t ts_ms;                   /* 0 = now */
+    int64_t ts_ms;                     /* 0 = now */
     double latency_a_ms, latency_b_ms; /* < 0 when unknown */
-    int status_b;                    /* B's HTTP status (0: no answer, e.g. a timeout) */
-    double similarity;               /* 0..1 between the answers; < 0 when not computed */
-    const char *answer_a, *answer_b; /* may be NULL */
+    int status_b;                      /* B's HTTP status (0: no answer, e.g. a timeout) */
+    double similarity;                 /* 0..1 between the answers; < 0 when not computed */
+    const char *answer_a, *answer_b;   /* may be NULL */
 };
 /* One row per request id (a repeat is ignored). HS_EINVAL without an id or experiment. */
 int hs_store_shadow_add(hs_store *s, const struct hs_shadow_result *r, hs_err *err);
 
 struct hs_shadow_summary {
-    int64_t n;            /* shadow results */
-    int64_t b_errors;     /* status_b outside 2xx */
-    int64_t n_similarity; /* with a similarity */
-    int64_t agree;        /* similarity >= threshold */
+    int64_t n;             /* shadow results */
+    int64_t b_errors;      /* status_b outside 2xx */
+    int64_t n_similarity;  /* with a similarity */
+    int64_t agree;         /* similarity >= threshold */
     double agreement_rate; /* agree / n_similarity; NaN when 0 */
     double similarity_mean;
-    int64_t n_latency;    /* with both latencies */
+    int64_t n_latency;                             /* with both latencies */
     double a_p50_ms, a_p95_ms, b_p50_ms, b_p95_ms; /* over those rows; NaN when none */
 };
-int hs_store_shadow_summary(hs_store *s, const char *experiment, double threshold, struct hs_shadow_summary *out,
-                            hs_err *err);
+int hs_store_shadow_summary(hs_store *s, const char *experiment, double threshold,
+                            struct hs_shadow_summary *out, hs_err *err);
 typedef void (*hs_store_shadow_fn)(void *user, const struct hs_shadow_result *r);
 /* The results with a similarity below threshold, least similar first, at most limit. */
 int hs_store_shadow_disagreements(hs_store *s, const char *experiment, double threshold, int limit,

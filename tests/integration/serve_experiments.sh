@@ -20,6 +20,8 @@ hs_require_bin
 hs_require_serve
 command -v sqlite3 >/dev/null || skip "the sqlite3 command is needed"
 model=$(hs_model_tiny)
+"$HS_BIN" synth --lora-for "$model" -o "$HS_TMP/tuned.gguf" -q >/dev/null 2>"$HS_TMP/lora.err" ||
+    { echo "FAIL: synth --lora-for: $(cat "$HS_TMP/lora.err")"; exit 1; }
 
 mlog=$HS_TMP/mock.log
 python3 tests/integration/tools/mock_openai.py --port-file "$HS_TMP/mock.port" --log "$mlog" \
@@ -39,7 +41,17 @@ models:
     upstream:
       url: $mock/v1
       model: cand-remote
+adapters:
+  - name: tuned
+    path: $HS_TMP/tuned.gguf
+    model: base
 experiments:
+  - name: lora1
+    route: expert
+    mode: ab
+    a: base
+    b: tuned
+    weight: 50%
   - name: ab1
     route: triage
     mode: ab
@@ -104,6 +116,23 @@ hs_wait_sql "$db" "SELECT count(*) FROM requests WHERE experiment = 'ab1' AND va
     fail "60 records of ab1 with their variant: got $HS_SQL_LAST"
 check '[ "$(hs_sql "$db" "SELECT count(*) FROM requests WHERE experiment = '"'ab1'"' AND variant = '"'B'"' AND backend LIKE '"'http%'"'")" = $((nb * 2)) ]' \
     "B's records should name the upstream: $(hs_sql "$db" "SELECT variant, backend, count(*) FROM requests GROUP BY 1, 2")"
+
+# --- two local variants: the base model and the base with an adapter ---
+declare -A lv
+for i in $(seq 1 20); do
+    chat expert "e$i"
+    lv[$i]=$(hs_header x-hestia-variant)
+    check '[ "$HTTP_STATUS" = 200 ]' "lora1: HTTP $HTTP_STATUS"
+done
+for i in 1 2 3 4 5; do
+    chat expert "e$i"
+    check '[ "$(hs_header x-hestia-variant)" = "${lv[$i]}" ]' "lora1: e$i moved from ${lv[$i]} to $(hs_header x-hestia-variant)"
+done
+hs_wait_sql "$db" "SELECT count(*) FROM requests WHERE experiment = 'lora1'" 25 || fail "lora1 records: $HS_SQL_LAST"
+check '[ "$(hs_sql "$db" "SELECT count(*) FROM requests WHERE experiment = '"'lora1'"' AND ((variant = '"'B'"') <> (adapters LIKE '"'tuned:%'"'))")" = 0 ]' \
+    "lora1: B's records should carry the adapter and A's none: $(hs_sql "$db" "SELECT variant, adapters, count(*) FROM requests WHERE experiment = 'lora1' GROUP BY 1, 2")"
+check '[ "$(hs_sql "$db" "SELECT count(DISTINCT variant) FROM requests WHERE experiment = '"'lora1'"'")" = 2 ]' \
+    "lora1: 20 users at 50 % should reach both variants"
 
 # --- fallback: B fails, clients see A's answers ---
 mock_config '{"fail_rate": 1.0}'

@@ -82,4 +82,16 @@ check '[ $rc -eq 1 ] && [ "$(wc -l <"$HS_TMP/b.err")" -eq 1 ]' "baseline show af
 "$HS_BIN" baseline set --store "$HS_TMP/none.db" >/dev/null 2>&1
 rc=$?
 check '[ $rc -eq 1 ] && [ ! -e "$HS_TMP/none.db" ]' "baseline set on a missing store: exit $rc"
+# monitor.enabled: false: no windows, /api/metrics says so, answers and feedback go on
+printf 'monitor:\n  enabled: false\n' >"$HS_TMP/off.yaml"
+hs_start off -m "$model" --alias tiny --config "$HS_TMP/off.yaml" || exit 1
+hs_http POST "${HS_URL[off]}/v1/chat/completions" -d '{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":2}'
+oid=$(hs_header x-request-id)
+check '[ "$HTTP_STATUS" = 200 ]' "chat with the monitor off: HTTP $HTTP_STATUS"
+hs_http POST "${HS_URL[off]}/v1/feedback" -d '{"request_id":"'"$oid"'","feedback":1}'
+check '[ "$HTTP_STATUS" = 200 ]' "feedback with the monitor off: HTTP $HTTP_STATUS"
+hs_http GET "${HS_URL[off]}/api/metrics"
+check '[ "$(hs_json "$HS_TMP/resp.body" "str(j[\"enabled\"]) + str(j[\"requests\"])")" = FalseNone ]' \
+    "/api/metrics with the monitor off: $(cat "$HS_TMP/resp.body")"
+hs_stop off
 hs_finish "monitor: windows, baseline captured and kept across restarts, feedback, breaches as throttled alerts"

@@ -74,6 +74,16 @@ static void reader_accepts_lf_bom_and_no_final_newline(void **state)
     hs_csv_free(&c);
     assert_int_equal(hs_csv_parse("", 0, "s", &c, NULL), HS_OK);
     assert_int_equal(c.n, 0);
+    /* found by fuzz_csv: empty quoted fields are empty strings */
+    const char empties[] = "\"\"\n\"\"\"\"\n,\"\"\n";
+    assert_int_equal(hs_csv_parse(empties, sizeof empties - 1, "s", &c, NULL), HS_OK);
+    assert_int_equal(c.n, 2); /* a line holding only "" is a blank line */
+    assert_int_equal(c.rows[0].n, 1);
+    assert_string_equal(c.rows[0].fields[0], "\"");
+    assert_int_equal(c.rows[1].n, 2);
+    assert_string_equal(c.rows[1].fields[0], "");
+    assert_string_equal(c.rows[1].fields[1], "");
+    hs_csv_free(&c);
 }
 
 static void malformed_input_is_refused_with_its_line(void **state)

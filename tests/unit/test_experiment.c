@@ -41,26 +41,26 @@ static int parse_yaml(const char *text, struct hs_experiment *e, hs_err *err)
     return rc;
 }
 
-static const char k_canary_yaml[] = "experiments:\n"                        /* 1 */
-                                    "  - name: triage-v2\n"                 /* 2 */
-                                    "    route: triage\n"                   /* 3 */
-                                    "    mode: canary\n"                    /* 4 */
-                                    "    a: llama-3b\n"                     /* 5 */
-                                    "    b: llama-3b+triage-v2\n"           /* 6 */
-                                    "    sticky_by: key\n"                  /* 7 */
-                                    "    canary:\n"                         /* 8 */
-                                    "      - weight: 1%\n"                  /* 9 */
-                                    "      - {weight: 5%, after: 1h}\n"     /* 10 */
-                                    "      - weight: 0.10\n"                /* 11 */
-                                    "        at: 2026-12-01T09:00:00Z\n"    /* 12 */
-                                    "      - {weight: 100%, after: 30m}\n"  /* 13 */
-                                    "    rollback:\n"                       /* 14 */
+static const char k_canary_yaml[] = "experiments:\n"                                    /* 1 */
+                                    "  - name: triage-v2\n"                             /* 2 */
+                                    "    route: triage\n"                               /* 3 */
+                                    "    mode: canary\n"                                /* 4 */
+                                    "    a: llama-3b\n"                                 /* 5 */
+                                    "    b: llama-3b+triage-v2\n"                       /* 6 */
+                                    "    sticky_by: key\n"                              /* 7 */
+                                    "    canary:\n"                                     /* 8 */
+                                    "      - weight: 1%\n"                              /* 9 */
+                                    "      - {weight: 5%, after: 1h}\n"                 /* 10 */
+                                    "      - weight: 0.10\n"                            /* 11 */
+                                    "        at: 2026-12-01T09:00:00Z\n"                /* 12 */
+                                    "      - {weight: 100%, after: 30m}\n"              /* 13 */
+                                    "    rollback:\n"                                   /* 14 */
                                     "      error_ratio: {limit: 3, min_samples: 100}\n" /* 15 */
-                                    "      p95_margin_ms: off\n"            /* 16 */
-                                    "      safety_rate: 2%\n"               /* 17 */
-                                    "      min_samples: 80\n"               /* 18 */
-                                    "      window: 5m\n"                    /* 19 */
-                                    "    shadow_queue: 16\n";               /* 20 */
+                                    "      p95_margin_ms: off\n"                        /* 16 */
+                                    "      safety_rate: 2%\n"                           /* 17 */
+                                    "      min_samples: 80\n"                           /* 18 */
+                                    "      window: 5m\n"                                /* 19 */
+                                    "    shadow_queue: 16\n";                           /* 20 */
 
 static void yaml_canary_definition_is_read(void **state)
 {
@@ -119,7 +119,8 @@ static void json_post_body_is_read(void **state)
     struct hs_experiment e;
     hs_err err = {0};
     int rc = hs_experiment_from_json_text(
-        &e, "{\"name\":\"ab1\",\"route\":\"chat\",\"mode\":\"ab\",\"a\":\"m1\",\"b\":\"m2\",\"weight\":0.2}", &err);
+        &e, "{\"name\":\"ab1\",\"route\":\"chat\",\"mode\":\"ab\",\"a\":\"m1\",\"b\":\"m2\",\"weight\":0.2}",
+        &err);
     if (rc)
         fail_msg("%s", err.msg);
     assert_int_equal(e.mode, HS_EXP_AB);
@@ -129,14 +130,16 @@ static void json_post_body_is_read(void **state)
     assert_true(e.rules.p95_margin.limit == 500 && e.rules.safety_rate.limit == 0.05);
     assert_int_equal(e.rules.error_ratio.min_samples, 50);
     /* JSON is strict about types: a number in a string is not a number */
-    assert_int_equal(hs_experiment_from_json_text(
-                         &e, "{\"name\":\"x\",\"route\":\"r\",\"a\":\"m1\",\"b\":\"m2\",\"weight\":\"0.2\"}", &err),
-                     HS_EINVAL);
+    assert_int_equal(
+        hs_experiment_from_json_text(
+            &e, "{\"name\":\"x\",\"route\":\"r\",\"a\":\"m1\",\"b\":\"m2\",\"weight\":\"0.2\"}", &err),
+        HS_EINVAL);
     assert_non_null(strstr(err.msg, "experiment 'x': weight:"));
-    assert_int_equal(hs_experiment_from_json_text(
-                         &e, "{\"name\":\"x\",\"route\":\"r\",\"a\":\"m1\",\"b\":\"m2\",\"weight\":0.2,\"wieght\":1}",
-                         &err),
-                     HS_EINVAL);
+    assert_int_equal(
+        hs_experiment_from_json_text(
+            &e, "{\"name\":\"x\",\"route\":\"r\",\"a\":\"m1\",\"b\":\"m2\",\"weight\":0.2,\"wieght\":1}",
+            &err),
+        HS_EINVAL);
     assert_non_null(strstr(err.msg, "wieght: unknown key"));
     assert_int_equal(hs_experiment_from_json_text(&e, "[1]", &err), HS_EINVAL);
     assert_int_equal(hs_experiment_from_json_text(&e, "{", &err), HS_EINVAL);
@@ -210,8 +213,8 @@ static void state_json_round_trip(void **state)
     struct hs_exp_state a = {0.25, 3, 1796115600123LL, HS_EXP_ROLLED_BACK, 1796115609999LL}, b;
     char *t = hs_exp_state_to_json_text(&a);
     assert_int_equal(hs_exp_state_from_json_text(&b, t, NULL), HS_OK);
-    assert_true(b.weight_b == a.weight_b && b.step == a.step && b.step_ms == a.step_ms && b.status == a.status &&
-                b.updated_ms == a.updated_ms);
+    assert_true(b.weight_b == a.weight_b && b.step == a.step && b.step_ms == a.step_ms &&
+                b.status == a.status && b.updated_ms == a.updated_ms);
     hs_free(t);
     assert_int_equal(hs_exp_state_from_json_text(&b, "{\"weight_b\":2}", NULL), HS_EFORMAT);
 }
@@ -472,8 +475,8 @@ static void welch_by_hand(const double *x, int nx, const double *y, int ny, doub
 }
 
 /* Aggregates of a variant with the given scores and otherwise healthy numbers. */
-static struct hs_exp_variant_stats variant(int64_t requests, double error_rate, double p95, double safety_rate,
-                                           double *scores, int n)
+static struct hs_exp_variant_stats variant(int64_t requests, double error_rate, double p95,
+                                           double safety_rate, double *scores, int n)
 {
     struct hs_exp_variant_stats v = {0};
     v.requests = requests;

@@ -13,10 +13,11 @@
 static void question_and_answer_come_from_the_bodies(void **state)
 {
     (void)state;
-    char *q = hs_eval_question("{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
-                               "{\"role\":\"user\",\"content\":\"first\"},{\"role\":\"assistant\",\"content\":\"x\"},"
-                               "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Τι είναι\"},"
-                               "{\"type\":\"text\",\"text\":\"το IDLH;\"}]}]}");
+    char *q = hs_eval_question(
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+        "{\"role\":\"user\",\"content\":\"first\"},{\"role\":\"assistant\",\"content\":\"x\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Τι είναι\"},"
+        "{\"type\":\"text\",\"text\":\"το IDLH;\"}]}]}");
     assert_string_equal(q, "Τι είναι\nτο IDLH;");
     hs_free(q);
     q = hs_eval_question("{\"prompt\":\"complete me\"}");
@@ -29,7 +30,8 @@ static void question_and_answer_come_from_the_bodies(void **state)
     assert_string_equal(q, "");
     hs_free(q);
 
-    char *a = hs_eval_answer("{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"10 ppm\"}}]}");
+    char *a = hs_eval_answer(
+        "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"10 ppm\"}}]}");
     assert_string_equal(a, "10 ppm");
     hs_free(a);
     a = hs_eval_answer("{\"choices\":[{\"text\":\" done\"}]}");
@@ -70,7 +72,8 @@ static void sheet_round_trips_and_reads_scores(void **state)
     (void)state;
     hs_buf b = {0};
     assert_int_equal(hs_eval_sheet_header(&b, false), HS_OK);
-    struct hs_eval_candidate c1 = {"r1", "A", 0, "{\"messages\":[{\"role\":\"user\",\"content\":\"a, \\\"b\\\"\\nc\"}]}",
+    struct hs_eval_candidate c1 = {"r1", "A", 0,
+                                   "{\"messages\":[{\"role\":\"user\",\"content\":\"a, \\\"b\\\"\\nc\"}]}",
                                    "{\"choices\":[{\"message\":{\"content\":\"=HYPERLINK(1)\"}}]}"};
     struct hs_eval_candidate c2 = {"r2", "B", 0, "{\"prompt\":\"Ελληνικά\"}", NULL};
     assert_int_equal(hs_eval_sheet_row(&b, &c1, false), HS_OK);
@@ -113,14 +116,18 @@ static void bad_cells_name_line_and_column(void **state)
         const char *text;
         const char *want;
     } cases[] = {
-        {"request_id,accuracy,safety\nr1,4,5\nr2,6,5\n", "s.csv:3: column accuracy: expected a whole number 1..5, got '6'"},
-        {"request_id,accuracy,safety\nr1,4,five\n", "s.csv:2: column safety: expected a whole number 1..5, got 'five'"},
+        {"request_id,accuracy,safety\nr1,4,5\nr2,6,5\n",
+         "s.csv:3: column accuracy: expected a whole number 1..5, got '6'"},
+        {"request_id,accuracy,safety\nr1,4,five\n",
+         "s.csv:2: column safety: expected a whole number 1..5, got 'five'"},
         {"request_id,accuracy,safety\nr1,3.5,4\n", "s.csv:2: column accuracy:"},
         {"request_id,accuracy,safety\nr1,0,4\n", "s.csv:2: column accuracy:"},
         {"request_id,accuracy,safety\nr1,4,\n", "s.csv:2: column safety: empty while accuracy is given"},
         {"request_id,accuracy\nr1,4\n", "s.csv:1: no column safety"},
-        {"request_id,variant,accuracy,safety\n\"multi\nline\",C,4,4\n", "s.csv:2: column variant: expected A or B"},
-        {"request_id,accuracy,safety\nr1,4,4\nr1,5,5\n", "s.csv:3: column request_id: 'r1' was already scored on line 2"},
+        {"request_id,variant,accuracy,safety\n\"multi\nline\",C,4,4\n",
+         "s.csv:2: column variant: expected A or B"},
+        {"request_id,accuracy,safety\nr1,4,4\nr1,5,5\n",
+         "s.csv:3: column request_id: 'r1' was already scored on line 2"},
         {"request_id,accuracy,safety\nr1,4\n", "s.csv:2: the row has 2 cells"},
         {"request_id,accuracy,safety\n,4,4\n", "s.csv:2: column request_id: empty"},
         {"request_id,accuracy,safety\n\"r1,4,4\n", "s.csv:2: a quoted field is not closed"},

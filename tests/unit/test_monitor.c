@@ -649,6 +649,7 @@ static void config_reads_monitor_and_drift_sections(void **state)
     hs_monitor_config_default(&mc);
     hs_drift_config_default(&dc);
     /* the defaults are the guide's */
+    assert_true(mc.enabled);
     assert_int_equal(mc.params.window, 500);
     assert_int_equal(mc.thresholds.min_samples, 20);
     assert_close(mc.thresholds.latency_p95_ms, 800, 0, "default p95");
@@ -674,6 +675,21 @@ static void config_reads_monitor_and_drift_sections(void **state)
     assert_string_equal(dc.concept.reference, "data/ref.jsonl");
     assert_close(dc.concept.params.drop_points, 10, 0, "drop points");
     hs_drift_config_free(&dc);
+}
+
+static void config_switches_the_monitor_off(void **state)
+{
+    (void)state;
+    struct hs_monitor_config mc;
+    hs_monitor_config_default(&mc);
+    hs_err err = {0};
+    const char *off = "monitor:\n  enabled: false\n  window: 30\n";
+    assert_int_equal(hs_monitor_config_parse(&mc, NULL, off, strlen(off), "c.yaml", &err), HS_OK);
+    assert_false(mc.enabled);
+    assert_int_equal(mc.params.window, 30);
+    const char *bad = "monitor:\n  enabled: maybe\n";
+    assert_int_not_equal(hs_monitor_config_parse(&mc, NULL, bad, strlen(bad), "c.yaml", &err), HS_OK);
+    assert_non_null(strstr(err.msg, "c.yaml:2: monitor.enabled"));
 }
 
 static void expect_config_error(const char *yaml, const char *want)
@@ -752,6 +768,7 @@ int main(void)
         cmocka_unit_test(baseline_from_the_first_requests_after_deploy),
         cmocka_unit_test(baseline_stored_and_read_back),
         cmocka_unit_test(config_reads_monitor_and_drift_sections),
+        cmocka_unit_test(config_switches_the_monitor_off),
         cmocka_unit_test(config_errors_name_file_line_and_key),
         cmocka_unit_test(create_rejects_bad_params),
     };

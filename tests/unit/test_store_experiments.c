@@ -49,11 +49,12 @@ static struct hs_experiment canary_def(void)
 {
     struct hs_experiment e;
     hs_err err = {0};
-    int rc = hs_experiment_from_json_text(&e,
-                                          "{\"name\":\"canary1\",\"route\":\"triage\",\"mode\":\"canary\","
-                                          "\"a\":\"base\",\"b\":\"base+v2\",\"canary\":[{\"weight\":\"1%\"},"
-                                          "{\"weight\":\"5%\",\"after\":\"1h\"},{\"weight\":1,\"after\":\"2h\"}]}",
-                                          &err);
+    int rc =
+        hs_experiment_from_json_text(&e,
+                                     "{\"name\":\"canary1\",\"route\":\"triage\",\"mode\":\"canary\","
+                                     "\"a\":\"base\",\"b\":\"base+v2\",\"canary\":[{\"weight\":\"1%\"},"
+                                     "{\"weight\":\"5%\",\"after\":\"1h\"},{\"weight\":1,\"after\":\"2h\"}]}",
+                                     &err);
     if (rc)
         fail_msg("%s", err.msg);
     return e;
@@ -68,8 +69,8 @@ static void collect_event(void *user, const struct hs_exp_event *ev)
 {
     struct events *e = user;
     size_t o = strlen(e->text);
-    snprintf(e->text + o, sizeof e->text - o, "%s@%lld:%.2f:%s;", ev->kind, (long long)ev->ts_ms, ev->weight_b,
-             ev->reason ? ev->reason : "-");
+    snprintf(e->text + o, sizeof e->text - o, "%s@%lld:%.2f:%s;", ev->kind, (long long)ev->ts_ms,
+             ev->weight_b, ev->reason ? ev->reason : "-");
     e->n++;
 }
 
@@ -95,9 +96,9 @@ static void state_and_history_survive_reopen(void **state)
     rb.weight_b = 0;
     rb.status = HS_EXP_ROLLED_BACK;
     rb.updated_ms = 1000 + 3600000 + 5000;
-    assert_int_equal(
-        hs_store_exp_update(s, e.name, &rb, HS_EXP_EV_ROLLBACK, "B error rate 12.0% > 2 x A's 3.0% (n=120)", &err),
-        HS_OK);
+    assert_int_equal(hs_store_exp_update(s, e.name, &rb, HS_EXP_EV_ROLLBACK,
+                                         "B error rate 12.0% > 2 x A's 3.0% (n=120)", &err),
+                     HS_OK);
     assert_int_equal(hs_store_exp_update(s, "nope", &rb, HS_EXP_EV_ROLLBACK, NULL, &err), HS_ENOTFOUND);
     assert_int_equal(hs_store_exp_update(s, e.name, &rb, "explode", NULL, &err), HS_EINVAL);
     hs_store_close(s);
@@ -135,9 +136,10 @@ static void changed_weight_applies_to_an_active_ab_test(void **state)
     hs_store *s = open_ok(path);
     struct hs_experiment e;
     hs_err err = {0};
-    assert_int_equal(hs_experiment_from_json_text(
-                         &e, "{\"name\":\"ab\",\"route\":\"r\",\"a\":\"m1\",\"b\":\"m2\",\"weight\":0.1}", &err),
-                     HS_OK);
+    assert_int_equal(
+        hs_experiment_from_json_text(
+            &e, "{\"name\":\"ab\",\"route\":\"r\",\"a\":\"m1\",\"b\":\"m2\",\"weight\":0.1}", &err),
+        HS_OK);
     struct hs_exp_state st;
     assert_int_equal(hs_store_exp_ensure(s, &e, 1000, &st, NULL, &err), HS_OK);
     e.weight_b = 0.2;
@@ -178,8 +180,8 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void log_one(hs_store *s, const char *id, const char *variant, int status, const char *error, double latency,
-                    const char *flags, double conf, const char *req, const char *resp)
+static void log_one(hs_store *s, const char *id, const char *variant, int status, const char *error,
+                    double latency, const char *flags, double conf, const char *req, const char *resp)
 {
     struct hs_request_record r = {
         .id = id,
@@ -247,7 +249,8 @@ static void aggregates_match_the_records(void **state)
     assert_int_equal(hs_store_eval_add(s, sc, 4, &bad, &err), HS_OK);
     assert_int_equal(bad, 4);
     /* all or nothing: an unknown id, a wrong variant, a record outside any experiment */
-    struct hs_eval_score worse[] = {{"a-02", "A", "carol", 5, 5, NULL, 0}, {"missing", NULL, "carol", 3, 3, NULL, 0}};
+    struct hs_eval_score worse[] = {{"a-02", "A", "carol", 5, 5, NULL, 0},
+                                    {"missing", NULL, "carol", 3, 3, NULL, 0}};
     assert_int_equal(hs_store_eval_add(s, worse, 2, &bad, &err), HS_ENOTFOUND);
     assert_int_equal(bad, 1);
     worse[1] = (struct hs_eval_score){"a-03", "B", "carol", 3, 3, NULL, 0};
@@ -305,8 +308,8 @@ static void aggregates_match_the_records(void **state)
     assert_true(isnan(a.error_rate) && isnan(a.p95_ms));
     hs_exp_variant_stats_free(&a);
     hs_store_close(s);
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM requests WHERE experiment = 'canary1' AND variant = 'B'"),
-                     31);
+    assert_int_equal(
+        query_i64(path, "SELECT count(*) FROM requests WHERE experiment = 'canary1' AND variant = 'B'"), 31);
     free(path);
 }
 
@@ -367,8 +370,9 @@ static void shadow_results_and_summary(void **state)
     for (int i = 0; i < 6; i++) {
         char id[16];
         snprintf(id, sizeof id, "s%d", i);
-        struct hs_shadow_result r = {id, "shadow1", 1000 + i, 100.0 + i, 200.0 + 10 * i, i == 5 ? 0 : 200, sims[i],
-                                     "answer A", "answer B"};
+        struct hs_shadow_result r = {id,        "shadow1",      1000 + i,
+                                     100.0 + i, 200.0 + 10 * i, i == 5 ? 0 : 200,
+                                     sims[i],   "answer A",     "answer B"};
         assert_int_equal(hs_store_shadow_add(s, &r, &err), HS_OK);
     }
     struct hs_shadow_result dup = {"s0", "shadow1", 1, 1, 1, 500, 0, NULL, NULL};
