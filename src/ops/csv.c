@@ -10,7 +10,9 @@ int hs_csv_field(hs_buf *out, const char *s)
 {
     if (!s)
         s = "";
-    if (!s[strcspn(s, ",\"\r\n")])
+    /* a field starting with a byte-order mark is quoted too: first in a
+       file, unquoted, the reader would take the mark for the file's */
+    if (!s[strcspn(s, ",\"\r\n")] && strncmp(s, "\xEF\xBB\xBF", 3) != 0)
         return hs_buf_puts(out, s);
     if (hs_buf_putc(out, '"'))
         return HS_ENOMEM;

@@ -7,6 +7,7 @@
  *   POST /admin/experiments/NAME/promote    {"reason"?}: B takes all the route's traffic
  *   POST /admin/experiments/NAME/stop       {"reason"?}: A takes it all; not resumed after a restart
  *   POST /admin/rollback                    {"experiment": NAME, "reason"?}: B to 0 %, a critical alert
+ *   GET  /api/experiments                   every experiment in full, for the dashboard (loopback or admin)
  *
  * Every change goes to the store first (with the time and reason), then
  * into the running server (experiments.c). */
@@ -91,36 +92,74 @@ static void add_event(void *user, const struct hs_exp_event *ev)
                                           num_or_null(ev->weight_b), "reason", ev->reason));
 }
 
-static void show(struct srv_call *c, struct hs_http_resp *resp, struct srv_exp *e)
+/* One experiment in full: exp_json plus the store's per-variant statistics
+ * and its history. NULL with err set on a store error or out of memory. */
+static json_t *exp_full_json(hs_server *s, struct srv_exp *e, float *scratch, hs_err *err)
 {
-    hs_server *s = c->srv;
-    float *scratch = hs_malloc(SRV_WIN_CAP * sizeof *scratch);
-    json_t *o = scratch ? exp_json(s, e, scratch) : NULL;
-    hs_free(scratch);
-    hs_err err = {0};
+    json_t *o = exp_json(s, e, scratch);
     json_t *variants = json_object(), *events = json_array();
-    int rc = o && variants && events ? HS_OK : HS_ENOMEM;
+    int rc = o && variants && events ? HS_OK : hs_err_set(err, HS_ENOMEM, "out of memory");
     for (int v = 0; !rc && v < 2; v++) {
         struct hs_exp_variant_stats st;
         memset(&st, 0, sizeof st);
-        rc = hs_store_exp_variant_stats(s->store, e->def.name, (enum hs_exp_variant)v, 0, &st, &err);
+        rc = hs_store_exp_variant_stats(s->store, e->def.name, (enum hs_exp_variant)v, 0, &st, err);
         if (!rc)
             json_object_set_new(variants, hs_exp_variant_name((enum hs_exp_variant)v), stats_json(&st));
         hs_exp_variant_stats_free(&st);
     }
     if (!rc)
-        rc = hs_store_exp_events(s->store, e->def.name, add_event, events, &err);
+        rc = hs_store_exp_events(s->store, e->def.name, add_event, events, err);
     if (rc) {
         json_decref(o);
         json_decref(variants);
         json_decref(events);
+        return NULL;
+    }
+    json_object_set_new(o, "variants", variants);
+    json_object_set_new(o, "events", events);
+    return o;
+}
+
+static void show(struct srv_call *c, struct hs_http_resp *resp, struct srv_exp *e)
+{
+    float *scratch = hs_malloc(SRV_WIN_CAP * sizeof *scratch);
+    hs_err err = {0};
+    json_t *o = scratch ? exp_full_json(c->srv, e, scratch, &err) : NULL;
+    hs_free(scratch);
+    if (!o) {
         hs_srv_fail(c, resp, 500, "server_error", NULL, NULL, "cannot read the experiment: %s",
                     err.msg[0] ? err.msg : "out of memory");
         return;
     }
-    json_object_set_new(o, "variants", variants);
-    json_object_set_new(o, "events", events);
     hs_srv_reply_json(c, resp, 200, o);
+}
+
+void hs_route_api_experiments(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp)
+{
+    (void)req;
+    hs_server *s = c->srv;
+    json_t *data = json_array();
+    float *scratch = hs_malloc(SRV_WIN_CAP * sizeof *scratch);
+    hs_err err = {0};
+    int n = 0;
+    if (s->exps) {
+        pthread_mutex_lock(&s->exps->mu);
+        n = s->exps->n;
+        pthread_mutex_unlock(&s->exps->mu);
+    }
+    bool ok = data && scratch;
+    for (int i = 0; ok && i < n; i++) {
+        json_t *o = exp_full_json(s, s->exps->v[i], scratch, &err);
+        ok = o && !json_array_append_new(data, o);
+    }
+    hs_free(scratch);
+    if (!ok) {
+        json_decref(data);
+        hs_srv_fail(c, resp, 500, "server_error", NULL, NULL, "cannot read the experiments: %s",
+                    err.msg[0] ? err.msg : "out of memory");
+        return;
+    }
+    hs_srv_reply_json(c, resp, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
 /* The body as a JSON object, or a 400 already sent (NULL). An empty body is {}. */

@@ -308,6 +308,7 @@ enum route {
     R_API_TIMESERIES,
     R_API_AGENTS,
     R_API_DRIFT,
+    R_API_EXPERIMENTS,
     R_DASHBOARD,
     R_ADMIN
 };
@@ -338,6 +339,7 @@ static enum route match(const char *method, const char *path, const char **allow
         {"/api/timeseries", false, R_API_TIMESERIES},
         {"/api/agents", false, R_API_AGENTS},
         {"/api/drift", false, R_API_DRIFT},
+        {"/api/experiments", false, R_API_EXPERIMENTS},
     };
     *one = NULL;
     for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++) {
@@ -591,6 +593,11 @@ void hs_server_handle(hs_server *s, const struct hs_http_req *req, struct hs_htt
         c->log = false;
         if (req->loopback || hs_srv_auth(c, req, resp, true, false))
             hs_route_api_drift(c, req, resp);
+        break;
+    case R_API_EXPERIMENTS:
+        c->log = false;
+        if (req->loopback || hs_srv_auth(c, req, resp, true, false))
+            hs_route_api_experiments(c, req, resp);
         break;
     case R_DASHBOARD:
         /* The page and its scripts hold no data (that comes from the /api routes,

@@ -267,6 +267,8 @@ void hs_srv_exp_observe(struct srv_call *c);
 const char *hs_srv_exp_name(const struct srv_exp *e);
 /* /admin/experiments[/NAME[/weight]], /admin/rollback */
 void hs_route_experiments(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
+/* GET /api/experiments: every experiment with its store statistics and history (the dashboard). */
+void hs_route_api_experiments(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp);
 /* shadow.c: queue a copy (takes nothing: copies what it needs); false when
  * the queue is full (the caller counts the drop). */
 bool hs_srv_shadow_enqueue(hs_server *s, struct srv_exp *e, const struct srv_call *c);

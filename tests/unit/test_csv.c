@@ -18,6 +18,16 @@ static void writer_quotes_only_what_needs_it(void **state)
     const char *row[] = {"plain", "a,b", "say \"hi\"", "two\nlines", "", NULL, " spaced "};
     assert_int_equal(hs_csv_row(&b, row, 7), HS_OK);
     assert_string_equal(b.data, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",,, spaced \r\n");
+    /* found by fuzz_csv: a field starting with a byte-order mark is quoted,
+       or first in a file the reader would drop the mark */
+    hs_buf_reset(&b);
+    const char *bom[] = {"\xEF\xBB\xBFx"};
+    assert_int_equal(hs_csv_row(&b, bom, 1), HS_OK);
+    assert_string_equal(b.data, "\"\xEF\xBB\xBFx\"\r\n");
+    struct hs_csv c;
+    assert_int_equal(hs_csv_parse(b.data, b.len, "s", &c, NULL), HS_OK);
+    assert_string_equal(c.rows[0].fields[0], bom[0]);
+    hs_csv_free(&c);
     hs_buf_free(&b);
 }
 
