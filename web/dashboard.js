@@ -10,7 +10,11 @@
  * The DOM carries what a test needs to read: each card's shown text and its
  * raw value (data-value), each chart's count of drawn points (data-points),
  * and the sum of its first series (data-sum), and the number of finished
- * refreshes (body data-refreshes). */
+ * refreshes (body data-refreshes). (issue 7) Each experiment is an
+ * <article data-exp=NAME> with data-status and data-weight (B's raw weight),
+ * its fields under [data-field], its metrics as td[data-variant][data-col],
+ * its weight chart's point and rollback counts (data-points, data-rollbacks)
+ * and its events as rows with data-kind. */
 'use strict';
 (function () {
   const REFRESH_MS = 10000;
@@ -191,6 +195,9 @@
       const plot = document.querySelector('[data-chart="' + name + '"] .plot');
       charts[name].setSize({ width: chartWidth(plot), height: 220 });
     }
+    for (const entry of exps.values()) {
+      if (entry.chart) entry.chart.setSize({ width: chartWidth(entry.el.querySelector('.exp-chart .plot')), height: 200 });
+    }
   }
 
   /* ---- tables ---- */
@@ -251,6 +258,289 @@
     }
   }
 
+  /* ---- experiments (issue 7) ---- */
+  const STATUS_TEXT = { active: 'active', rolled_back: 'rolled back', promoted: 'promoted', stopped: 'stopped' };
+  const EVENTS_SHOWN = 50;
+  /* A metric row: key in variants.A/B, label, formatter, and a tooltip of the counts behind it. */
+  const EXP_ROWS = [
+    { col: 'requests', label: 'Requests', fmt: (v) => fmtInt(v.requests) },
+    { col: 'error_rate', label: 'Error rate', fmt: (v) => fmtPct(v.error_rate), title: (v) => fmtInt(v.errors) + ' failed' },
+    { col: 'p50_ms', label: 'Latency p50', fmt: (v) => fmtMs(v.p50_ms), title: (v) => fmtInt(v.n_latency) + ' timed' },
+    { col: 'p95_ms', label: 'Latency p95', fmt: (v) => fmtMs(v.p95_ms), title: (v) => fmtInt(v.n_latency) + ' timed' },
+    { col: 'p99_ms', label: 'Latency p99', fmt: (v) => fmtMs(v.p99_ms), title: (v) => fmtInt(v.n_latency) + ' timed' },
+    { col: 'up_rate', label: 'Thumbs-up rate', fmt: (v) => fmtPct(v.up_rate),
+      title: (v) => fmtInt(v.thumbs_up) + ' up, ' + fmtInt(v.thumbs_down) + ' down' },
+    { col: 'safety_rate', label: 'Safety-flag rate', fmt: (v) => fmtPct(v.safety_rate),
+      title: (v) => fmtInt(v.safety_flagged) + ' flagged' },
+    { col: 'confidence_mean', label: 'Confidence', fmt: (v) => fmtNum(v.confidence_mean, 2),
+      title: (v) => fmtInt(v.n_confidence) + ' with a confidence' },
+    /* expert scores (hestia eval import): shown only when there are some */
+    { col: 'accuracy_mean', label: 'Expert accuracy (1\u20135)', fmt: (v) => fmtNum(v.accuracy_mean, 2),
+      title: (v) => fmtInt(v.n_scored) + ' scored', scored: true },
+    { col: 'safety_score_mean', label: 'Expert safety (1\u20135)', fmt: (v) => fmtNum(v.safety_score_mean, 2),
+      title: (v) => fmtInt(v.n_scored) + ' scored', scored: true },
+  ];
+  const exps = new Map(); /* name -> { el, chart, rollbacks (x of each rollback, for the draw hook) } */
+
+  function node(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  /* B's weight (%) as a step line: one point per event, at the weight it
+   * left behind (an event without a weight keeps the one before), and one at
+   * now with the current weight so that the last step reaches the present.
+   * Rollbacks are a second, point-only series at the weight B had just
+   * before (the top of the drop), and a dashed vertical line (drawHook). */
+  function weightData(events, state, nowMs) {
+    const xs = [];
+    const ws = [];
+    const marks = [];
+    const rollbacks = [];
+    let w = null;
+    for (const ev of events) {
+      if (!isNum(ev.ts_ms)) continue;
+      const before = w;
+      if (isNum(ev.weight_b)) w = ev.weight_b;
+      const x = ev.ts_ms / 1000;
+      xs.push(x);
+      ws.push(w == null ? null : w * 100);
+      if (ev.kind === 'rollback') {
+        marks.push(before == null ? (w == null ? null : w * 100) : before * 100);
+        rollbacks.push(x);
+      } else {
+        marks.push(null);
+      }
+    }
+    const cur = isNum(get(state, 'weight_b')) ? state.weight_b : w;
+    const now = nowMs / 1000;
+    if (cur != null && (!xs.length || now > xs[xs.length - 1])) {
+      xs.push(now);
+      ws.push(cur * 100);
+      marks.push(null);
+    }
+    return { data: [xs, ws, marks], rollbacks };
+  }
+
+  function drawRollbacks(entry) {
+    return (u) => {
+      const ctx = u.ctx;
+      ctx.save();
+      ctx.strokeStyle = '#b42318';
+      ctx.lineWidth = 1.5 * (window.devicePixelRatio || 1);
+      ctx.setLineDash([5, 4]);
+      for (const x of entry.rollbacks) {
+        const cx = u.valToPos(x, 'x', true);
+        if (!(cx >= u.bbox.left && cx <= u.bbox.left + u.bbox.width)) continue;
+        ctx.beginPath();
+        ctx.moveTo(cx, u.bbox.top);
+        ctx.lineTo(cx, u.bbox.top + u.bbox.height);
+        ctx.stroke();
+      }
+      ctx.restore();
+    };
+  }
+
+  function makeWeightChart(entry, el, data) {
+    const P = window.uPlot.paths || {};
+    const step = P.stepped ? P.stepped({ align: 1 }) : undefined;
+    const opts = {
+      width: chartWidth(el),
+      height: 200,
+      series: [
+        { label: 'time' },
+        { label: 'B weight %', stroke: '#2f5fd0', fill: 'rgba(47,95,208,0.12)', width: 2, paths: step,
+          points: { show: true, size: 6 } },
+        { label: 'rollback', stroke: '#b42318', fill: '#b42318', width: 0, paths: () => null,
+          points: { show: true, size: 11, width: 2, fill: '#b42318' } },
+      ],
+      scales: { x: { time: true }, y: { range: [0, 100] } },
+      axes: [{}, { size: 50, values: (u, vals) => vals.map((v) => v + '%') }],
+      legend: { show: true },
+      hooks: { draw: [drawRollbacks(entry)] },
+    };
+    return new window.uPlot(opts, data, el);
+  }
+
+  function makeExperiment(name) {
+    const art = node('article', 'exp');
+    art.dataset.exp = name;
+    const head = node('div', 'exp-head');
+    head.appendChild(node('h3', 'exp-name', name));
+    const badge = node('span', 'badge');
+    badge.dataset.field = 'status';
+    head.appendChild(badge);
+    const meta = node('span', 'exp-meta');
+    const field = (label, key) => {
+      const wrap = node('span', 'exp-field');
+      wrap.appendChild(node('span', 'label', label));
+      const v = node('span', 'v');
+      v.dataset.field = key;
+      wrap.appendChild(v);
+      meta.appendChild(wrap);
+    };
+    field('route', 'route');
+    field('mode', 'mode');
+    field('A \u2192 B', 'targets');
+    head.appendChild(meta);
+    const wt = node('span', 'exp-weight');
+    wt.appendChild(node('span', 'label', 'B weight'));
+    const wv = node('strong');
+    wv.dataset.field = 'weight';
+    wt.appendChild(wv);
+    head.appendChild(wt);
+    art.appendChild(head);
+    const counters = node('div', 'exp-counters');
+    counters.dataset.field = 'counters';
+    art.appendChild(counters);
+
+    const body = node('div', 'exp-body');
+    const fig = node('figure', 'chart exp-chart');
+    fig.appendChild(node('figcaption', null, 'B\u2019s weight over time (%)'));
+    fig.appendChild(node('div', 'plot'));
+    body.appendChild(fig);
+    const mt = node('div', 'exp-metrics');
+    const table = node('table', 'exp-table');
+    const thead = node('thead');
+    const hr = node('tr');
+    hr.appendChild(node('th', null, 'Variant (all records)'));
+    for (const v of ['A', 'B']) {
+      const th = node('th', 'num');
+      th.dataset.variant = v;
+      hr.appendChild(th);
+    }
+    thead.appendChild(hr);
+    table.appendChild(thead);
+    table.appendChild(node('tbody'));
+    mt.appendChild(table);
+    body.appendChild(mt);
+    art.appendChild(body);
+
+    const evs = node('div', 'exp-events');
+    evs.appendChild(node('h4', null, 'Events'));
+    const et = node('table', 'exp-events-table');
+    const eh = node('thead');
+    const ehr = node('tr');
+    for (const [t, c] of [['Time'], ['Kind'], ['B weight', 'num'], ['Reason']]) ehr.appendChild(node('th', c, t));
+    eh.appendChild(ehr);
+    et.appendChild(eh);
+    et.appendChild(node('tbody'));
+    evs.appendChild(et);
+    art.appendChild(evs);
+    return { el: art, chart: null, rollbacks: [] };
+  }
+
+  function setField(art, key, text) {
+    const e = art.querySelector('[data-field="' + key + '"]');
+    if (e) e.textContent = text;
+    return e;
+  }
+
+  function fillExperiment(entry, x, nowMs) {
+    const art = entry.el;
+    const def = x.definition || {};
+    const st = x.state || {};
+    const status = st.status == null ? '' : String(st.status);
+    art.dataset.status = status;
+    art.dataset.weight = isNum(st.weight_b) ? String(st.weight_b) : '';
+    const badge = setField(art, 'status', STATUS_TEXT[status] || status || DASH);
+    badge.className = 'badge badge-' + (STATUS_TEXT[status] ? status : 'unknown');
+    setField(art, 'route', def.route == null ? DASH : String(def.route));
+    setField(art, 'mode', def.mode == null ? DASH : String(def.mode));
+    setField(art, 'targets', String(def.a == null ? DASH : def.a) + ' \u2192 ' + String(def.b == null ? DASH : def.b));
+    setField(art, 'weight', fmtPct(st.weight_b));
+    const c = x.counters || {};
+    const bits = ['since start: A ' + fmtInt(c.requests_a), 'B ' + fmtInt(c.requests_b),
+      'fallbacks ' + fmtInt(c.fallbacks)];
+    if (def.mode === 'shadow') {
+      bits.push('shadow done ' + fmtInt(c.shadow_done), 'failed ' + fmtInt(c.shadow_failed),
+        'dropped ' + fmtInt(c.shadow_dropped));
+    }
+    setField(art, 'counters', bits.join(' \u00b7 '));
+
+    /* metrics, A against B */
+    const va = get(x, 'variants', 'A') || {};
+    const vb = get(x, 'variants', 'B') || {};
+    art.querySelector('thead th[data-variant="A"]').textContent = 'A: ' + String(def.a == null ? DASH : def.a);
+    art.querySelector('thead th[data-variant="B"]').textContent = 'B: ' + String(def.b == null ? DASH : def.b);
+    const scored = (isNum(va.n_scored) && va.n_scored > 0) || (isNum(vb.n_scored) && vb.n_scored > 0);
+    const tbody = art.querySelector('.exp-table tbody');
+    tbody.replaceChildren();
+    for (const row of EXP_ROWS) {
+      if (row.scored && !scored) continue;
+      const tr = document.createElement('tr');
+      tr.dataset.col = row.col;
+      cell(tr, row.label);
+      for (const [name, v] of [['A', va], ['B', vb]]) {
+        const td = cell(tr, row.fmt(v), 'num');
+        td.dataset.variant = name;
+        td.dataset.col = row.col;
+        if (row.title) td.title = row.title(v);
+      }
+      tbody.appendChild(tr);
+    }
+
+    /* the events, newest first; rollbacks stand out */
+    const events = Array.isArray(x.events) ? x.events : [];
+    const eb = art.querySelector('.exp-events-table tbody');
+    eb.replaceChildren();
+    if (!events.length) emptyRow(eb, 4, 'no events');
+    const shown = events.slice(-EVENTS_SHOWN).reverse();
+    for (const ev of shown) {
+      const tr = document.createElement('tr');
+      const kind = ev.kind == null ? '' : String(ev.kind);
+      tr.dataset.kind = kind;
+      if (kind === 'rollback') tr.className = 'ev-rollback';
+      cell(tr, fmtTime(ev.ts_ms, true));
+      cell(tr, kind, 'ev-kind');
+      cell(tr, fmtPct(ev.weight_b), 'num');
+      cell(tr, ev.reason == null ? '' : String(ev.reason), 'ev-reason');
+      eb.appendChild(tr);
+    }
+    if (events.length > shown.length) emptyRow(eb, 4, (events.length - shown.length) + ' older events not shown');
+
+    /* the weight chart */
+    const w = weightData(events, st, nowMs);
+    entry.rollbacks = w.rollbacks;
+    const fig = art.querySelector('.exp-chart');
+    fig.dataset.points = String(w.data[1].filter((v) => v != null).length);
+    fig.dataset.rollbacks = String(w.rollbacks.length);
+    fig.dataset.events = String(events.length);
+    if (!window.uPlot) return;
+    if (entry.chart) entry.chart.setData(w.data);
+    else entry.chart = makeWeightChart(entry, fig.querySelector('.plot'), w.data);
+  }
+
+  function fillExperiments(ex) {
+    const section = document.getElementById('experiments');
+    const note = section.querySelector('.exp-empty');
+    const box = section.querySelector('.exp-list');
+    const list = ex && ex.data && Array.isArray(ex.data.data) ? ex.data.data : [];
+    const names = new Set(list.map((x) => String(x.name)));
+    for (const [name, entry] of exps) {
+      if (names.has(name)) continue;
+      if (entry.chart) entry.chart.destroy();
+      entry.el.remove();
+      exps.delete(name);
+    }
+    section.dataset.count = String(list.length);
+    note.hidden = list.length > 0;
+    note.textContent = !ex || ex.missing ? 'not available on this server' : 'no experiments';
+    const now = Date.now();
+    for (const x of list) {
+      const name = String(x.name);
+      let entry = exps.get(name);
+      if (!entry) {
+        entry = makeExperiment(name);
+        exps.set(name, entry);
+      }
+      box.appendChild(entry.el); /* (re)appended: the page keeps the server's order */
+      fillExperiment(entry, x, now);
+    }
+  }
+
   /* ---- refresh loop ---- */
   const status = document.getElementById('status');
   const keyform = document.getElementById('keyform');
@@ -265,8 +555,9 @@
   async function refresh() {
     clearTimeout(timer);
     const q = '?hours=' + HOURS;
-    const names = ['timeseries', 'agents', 'metrics', 'alerts', 'drift'];
-    const paths = ['/api/timeseries' + q + '&bucket=' + BUCKET_S, '/api/agents' + q, '/api/metrics', '/api/alerts', '/api/drift'];
+    const names = ['timeseries', 'agents', 'metrics', 'alerts', 'drift', 'experiments'];
+    const paths = ['/api/timeseries' + q + '&bucket=' + BUCKET_S, '/api/agents' + q, '/api/metrics', '/api/alerts', '/api/drift',
+      '/api/experiments'];
     const got = await Promise.allSettled(paths.map(getJSON));
     const r = {};
     const errors = [];
@@ -282,8 +573,8 @@
       setStatus(had ? 'the admin key was refused' : 'an admin key is needed', 'error');
     } else {
       keyform.hidden = true;
-      const parts = [fillCards, fillDrift, fillLive, fillCharts, fillAlerts, fillAgents];
-      const args = [r.timeseries, r.drift, r.metrics, r.timeseries, r.alerts, r.agents];
+      const parts = [fillCards, fillDrift, fillLive, fillCharts, fillAlerts, fillAgents, fillExperiments];
+      const args = [r.timeseries, r.drift, r.metrics, r.timeseries, r.alerts, r.agents, r.experiments];
       parts.forEach((fn, i) => {
         try {
           fn(args[i]);
@@ -307,6 +598,7 @@
     else sessionStorage.removeItem(KEY_STORE);
     refresh();
   });
+  /* .charts spans the page's width as the experiments do: one observer resizes both */
   if (window.ResizeObserver) new ResizeObserver(resizeCharts).observe(document.querySelector('.charts'));
   refresh();
 })();

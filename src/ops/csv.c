@@ -4,6 +4,7 @@
 
 #include "base/mem.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 int hs_csv_field(hs_buf *out, const char *s)
@@ -48,6 +49,13 @@ void hs_csv_free(struct hs_csv *c)
     c->n = 0;
 }
 
+/* Arrays double when their count reaches a power of two (0, 1, 2, 4, ...),
+ * so a file of many rows costs O(n) copies, not O(n^2). */
+static bool grows(size_t n)
+{
+    return (n & (n - 1)) == 0;
+}
+
 /* The record being read. */
 struct rec {
     char **fields;
@@ -59,10 +67,12 @@ static int end_field(struct rec *r)
 {
     if (r->n == HS_CSV_MAX_FIELDS)
         return HS_ERANGE;
-    char **nf = hs_realloc_array(r->fields, (size_t)r->n + 1, sizeof *nf);
-    if (!nf)
-        return HS_ENOMEM;
-    r->fields = nf;
+    if (grows((size_t)r->n)) {
+        char **nf = hs_realloc_array(r->fields, r->n ? (size_t)r->n * 2 : 1, sizeof *nf);
+        if (!nf)
+            return HS_ENOMEM;
+        r->fields = nf;
+    }
     char *s = r->field.data ? hs_buf_steal(&r->field) : hs_strdup("");
     if (!s)
         return HS_ENOMEM;
@@ -89,10 +99,12 @@ static int end_record(struct hs_csv *c, struct rec *r, int line)
         rec_drop(r);
         return HS_OK;
     }
-    struct hs_csv_record *nr = hs_realloc_array(c->rows, c->n + 1, sizeof *nr);
-    if (!nr)
-        return HS_ENOMEM;
-    c->rows = nr;
+    if (grows(c->n)) {
+        struct hs_csv_record *nr = hs_realloc_array(c->rows, c->n ? c->n * 2 : 1, sizeof *nr);
+        if (!nr)
+            return HS_ENOMEM;
+        c->rows = nr;
+    }
     c->rows[c->n++] = (struct hs_csv_record){r->fields, r->n, line};
     hs_buf_free(&r->field);
     memset(r, 0, sizeof *r);

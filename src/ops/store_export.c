@@ -45,14 +45,17 @@ enum {
     C_FB_VALUE,
     C_FB_COMMENT,
     C_FB_TS,
-    C_FB_UPDATED
+    C_FB_UPDATED,
+    C_EXPERIMENT,
+    C_VARIANT
 };
 
 static const char k_select[] =
     "SELECT r.id, r.ts_ms, r.endpoint, r.key_name, r.client, r.user, r.model, r.backend, r.stream, r.status,"
     " r.error, r.finish_reason, r.tokens_in, r.tokens_out, r.tokens_cached, r.queue_ms, r.ttft_ms,"
     " r.latency_ms, b.request, b.response, r.agent, r.adapters, r.parent_id, r.confidence,"
-    " r.low_prob_share, r.safety_flags, f.feedback, f.comment, f.ts_ms, f.updated_ms"
+    " r.low_prob_share, r.safety_flags, f.feedback, f.comment, f.ts_ms, f.updated_ms,"
+    " r.experiment, r.variant"
     " FROM requests r LEFT JOIN bodies b ON b.request_id = r.id"
     " LEFT JOIN feedback f ON f.request_id = r.id"
     " WHERE r.ts_ms >= ? ORDER BY r.ts_ms, r.rowid";
@@ -140,6 +143,12 @@ static json_t *row_object(sqlite3_stmt *st)
     json_object_set_new(o, "confidence", jreal(st, C_CONFIDENCE));
     json_object_set_new(o, "low_prob_share", jreal(st, C_LOW_PROB));
     json_object_set_new(o, "safety_flags", jtext(st, C_SAFETY));
+    /* (issue 7) only on records an experiment routed, so that exports of
+     * stores without experiments read as they did before */
+    if (sqlite3_column_type(st, C_EXPERIMENT) != SQLITE_NULL)
+        json_object_set_new(o, "experiment", jtext(st, C_EXPERIMENT));
+    if (sqlite3_column_type(st, C_VARIANT) != SQLITE_NULL)
+        json_object_set_new(o, "variant", jtext(st, C_VARIANT));
     json_object_set_new(o, "stream", json_boolean(sqlite3_column_int(st, C_STREAM) != 0));
     json_object_set_new(o, "status", jint(st, C_STATUS));
     json_object_set_new(o, "error", jtext(st, C_ERROR));

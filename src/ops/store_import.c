@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/types.h>
 
-enum kind { K_TEXT, K_I64, K_INT, K_MS, K_UNIT, K_BOOL };
+enum kind { K_TEXT, K_I64, K_INT, K_MS, K_UNIT, K_BOOL, K_NAME, K_VARIANT };
 
 /* One column of the requests table as the export names it. col is its
  * parameter in k_ins_req; the order there is the order here. */
@@ -35,14 +35,15 @@ static const struct field k_fields[] = {
     {"queue_ms", K_MS, false},   {"ttft_ms", K_MS, false},      {"latency_ms", K_MS, false},
     {"agent", K_TEXT, false},    {"adapters", K_TEXT, false},   {"parent_id", K_TEXT, false},
     {"confidence", K_UNIT, false}, {"low_prob_share", K_UNIT, false}, {"safety_flags", K_TEXT, false},
+    {"experiment", K_NAME, false}, {"variant", K_VARIANT, false},
 };
 #define N_FIELDS (sizeof k_fields / sizeof k_fields[0])
 
 static const char k_ins_req[] =
     "INSERT INTO requests (id, ts_ms, endpoint, key_name, client, user, model, backend, stream,"
     " status, error, finish_reason, tokens_in, tokens_out, tokens_cached, queue_ms, ttft_ms, latency_ms,"
-    " agent, adapters, parent_id, confidence, low_prob_share, safety_flags)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " agent, adapters, parent_id, confidence, low_prob_share, safety_flags, experiment, variant)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 static const char k_ins_body[] = "INSERT INTO bodies (request_id, request, response) VALUES (?,?,?)";
 static const char k_ins_fb[] =
     "INSERT INTO feedback (request_id, ts_ms, feedback, comment, updated_ms) VALUES (?,?,?,?,?)";
@@ -97,6 +98,20 @@ static int bind_value(sqlite3_stmt *st, int i, const char *name, enum kind kind,
             return bad(err, name, "true or false");
         sqlite3_bind_int(st, i, json_is_true(v) ? 1 : 0);
         return HS_OK;
+    case K_NAME:
+        /* the per-variant statistics look records up by this name: an empty
+         * one would be a record no experiment can ever claim */
+        if (!json_is_string(v) || !json_string_length(v))
+            return bad(err, name, "a non-empty string or null");
+        sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v), SQLITE_STATIC);
+        return HS_OK;
+    case K_VARIANT: {
+        const char *x = json_is_string(v) ? json_string_value(v) : "";
+        if (strcmp(x, "A") && strcmp(x, "B"))
+            return bad(err, name, "\"A\" or \"B\" or null");
+        sqlite3_bind_text(st, i, x, 1, SQLITE_STATIC);
+        return HS_OK;
+    }
     }
     return HS_EINVAL;
 }
@@ -204,6 +219,12 @@ static int put_record(struct importer *im, const json_t *o, hs_err *err)
     for (size_t i = 0; i < N_FIELDS; i++)
         if (k_fields[i].required && !seen[i])
             return hs_err_set(err, HS_EFORMAT, "\"%s\" is missing", k_fields[i].name);
+    /* The server names both or neither; one without the other would count
+     * towards no variant's statistics, or towards a variant of nothing. */
+    bool has_exp = seen[find_field("experiment")], has_var = seen[find_field("variant")];
+    if (has_exp != has_var)
+        return hs_err_set(err, HS_EFORMAT, "\"%s\" needs \"%s\" (a record of an experiment names both)",
+                          has_var ? "variant" : "experiment", has_var ? "experiment" : "variant");
     const char *id = json_string_value(json_object_get(o, "id"));
     if (!id[0])
         return bad(err, "id", "a non-empty string");

@@ -22,7 +22,8 @@ struct hs_import_stats {
  * and its feedback in ONE transaction: either the whole file goes in or
  * nothing does. Blank lines are skipped. "id", "ts_ms" and "status" are
  * required; every other field may be absent or null; "time" is ignored (ts_ms
- * is the truth); an unknown field is an error. A record whose id is already
+ * is the truth); an unknown field is an error. (issue 7) "experiment" (a
+ * non-empty string) and "variant" ("A" or "B") come together or not at all. A record whose id is already
  * stored (or repeated in the file) is an error naming it, or is skipped with
  * its feedback when skip_existing. Bodies are stored as given: they were
  * redacted when first stored. Errors name the place as "NAME:LINE: ...",

@@ -59,6 +59,19 @@ int hs_serve_config_set_str(char **field, const char *value)
     return HS_OK;
 }
 
+/* (issue 7) The members of an upstream list. */
+static void upstream_list_free(struct hs_model_entry *m)
+{
+    for (int i = 0; i < m->n_upstreams; i++) {
+        hs_free(m->upstreams[i].url);
+        hs_free(m->upstreams[i].api_key);
+        hs_free(m->upstreams[i].model);
+    }
+    hs_free(m->upstreams);
+    m->upstreams = NULL;
+    m->n_upstreams = 0;
+}
+
 static void model_free(struct hs_model_entry *m)
 {
     hs_free(m->name);
@@ -68,6 +81,7 @@ static void model_free(struct hs_model_entry *m)
     hs_free(m->upstream_url);
     hs_free(m->upstream_key);
     hs_free(m->upstream_model);
+    upstream_list_free(m);
     memset(m, 0, sizeof(*m));
 }
 
@@ -154,11 +168,32 @@ static const struct hs_cfg_field rate_limits_fields[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+/* (issue 7) Timeouts and the pool's settings: inside the upstream mapping,
+ * or at the model's level (where the list form puts them). */
+#define UPSTREAM_SETTINGS                                                                    \
+    {"connect_timeout_s", F_INT, MODEL(upstream_connect_timeout_s), 0, 3600, NULL},          \
+    {"idle_timeout_s", F_INT, MODEL(upstream_idle_timeout_s), 0, 86400, NULL},               \
+    {"retries", F_INT, MODEL(upstream_retries), 0, 10, NULL},                                \
+    {"health_interval_s", F_INT, MODEL(upstream_health_interval_s), 0, 86400, NULL},         \
+    {"breaker_failures", F_INT, MODEL(upstream_breaker_failures), 0, 1000000, NULL},         \
+    {"breaker_cooldown_s", F_INT, MODEL(upstream_breaker_cooldown_s), 0, 86400, NULL}
+
 static const struct hs_cfg_field upstream_fields[] = {
     {"url", F_STR, MODEL(upstream_url), 0, 0, NULL},
     {"api_key", F_STR, MODEL(upstream_key), 0, 0, NULL},
     {"model", F_STR, MODEL(upstream_model), 0, 0, NULL},
     {"timeout_s", F_INT, MODEL(upstream_timeout_s), 0, 86400, NULL},
+    UPSTREAM_SETTINGS,
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+/* (issue 7) One member of an upstream list. */
+#define MEMBER(f) offsetof(struct hs_upstream_member, f)
+static const struct hs_cfg_field upstream_member_fields[] = {
+    {"url", F_STR, MEMBER(url), 0, 0, NULL},
+    {"api_key", F_STR, MEMBER(api_key), 0, 0, NULL},
+    {"model", F_STR, MEMBER(model), 0, 0, NULL},
+    {"weight", F_INT, MEMBER(weight), 1, 1000000, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -170,7 +205,9 @@ static const struct hs_cfg_field model_fields[] = {
     {"parallel", F_INT, MODEL(parallel), 0, 1024, NULL},
     {"threads", F_INT, MODEL(threads), 0, 4096, NULL},
     {"chat_template", F_STR, MODEL(chat_template), 0, 0, NULL},
-    {"upstream", F_MAP, 0, 0, 0, upstream_fields},
+    {"upstream", F_UPSTREAM, 0, 0, 0, upstream_fields},
+    {"timeout_s", F_INT, MODEL(upstream_timeout_s), 0, 86400, NULL},
+    UPSTREAM_SETTINGS,
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -198,6 +235,7 @@ static const struct hs_cfg_field root_fields[] = {
 
 static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line);
 static int parse_experiments(struct hs_cfg_walk *w, struct fy_node *seq, const char *path, int line);
+static int parse_upstream(struct hs_cfg_walk *w, struct fy_node *v, char *base, const char *path, int line);
 
 static int parse_value(struct hs_cfg_walk *w, const struct hs_cfg_field *f, struct fy_node *v, char *base,
                        const char *path, int key_line)
@@ -259,6 +297,8 @@ static int parse_value(struct hs_cfg_walk *w, const struct hs_cfg_field *f, stru
         return hs_alerts_config_parse(&w->c->alerts, w->y.text, w->y.len, w->y.name, w->y.err);
     case F_EXPERIMENTS:
         return parse_experiments(w, v, path, key_line);
+    case F_UPSTREAM:
+        return parse_upstream(w, v, base, path, key_line);
     case F_AGENTS_FILE: {
         if (hs_yaml_plain_null(v))
             return hs_yaml_fail(&w->y, line, path, "expected the path of an agents file");
@@ -347,6 +387,78 @@ static int check_model(struct hs_cfg_walk *w, const struct hs_model_entry *m, co
                             m->upstream_url);
     if (m->alias && strcmp(m->alias, m->name) == 0)
         return hs_yaml_fail(&w->y, line, path, "model '%s': the alias is the name itself", m->name);
+    if (m->path && (m->upstream_timeout_s || m->upstream_connect_timeout_s || m->upstream_idle_timeout_s ||
+                    m->upstream_retries != 1 || m->upstream_health_interval_s || m->upstream_breaker_failures ||
+                    m->upstream_breaker_cooldown_s))
+        return hs_yaml_fail(&w->y, line, path,
+                            "model '%s': timeout_s, connect_timeout_s, idle_timeout_s, retries, "
+                            "health_interval_s and breaker_* apply to an upstream, not a local model",
+                            m->name);
+    return HS_OK;
+}
+
+/* (issue 7) `upstream:` as one mapping {url, api_key, model, timeout_s, ...}
+ * or as a list of members {url, api_key, model, weight}, load-balanced. A
+ * member needs an http(s) url; the same url twice is refused (it would only
+ * skew the balance: give it a weight). */
+static int parse_upstream(struct hs_cfg_walk *w, struct fy_node *v, char *base, const char *path, int line)
+{
+    struct hs_model_entry *me = (struct hs_model_entry *)(void *)base;
+    int vline = hs_yaml_line(v) ? hs_yaml_line(v) : line;
+    if (hs_yaml_plain_null(v))
+        return HS_OK;
+    if (fy_node_is_mapping(v))
+        return hs_cfg_parse_mapping(w, v, upstream_fields, base, path, line);
+    if (!fy_node_is_sequence(v))
+        return hs_yaml_fail(&w->y, vline, path,
+                            "expected a mapping (url: ..., api_key: ...) or a list of them (lines starting "
+                            "with '-')");
+    int n = fy_node_sequence_item_count(v);
+    if (n < 1)
+        return hs_yaml_fail(&w->y, vline, path, "the list of upstreams is empty");
+    if (n > 64)
+        return hs_yaml_fail(&w->y, vline, path, "%d upstreams; at most 64", n);
+    struct hs_upstream_member *ms = hs_calloc((size_t)n, sizeof *ms);
+    if (!ms)
+        return hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
+    int rc = HS_OK, i = 0, prev_line = vline;
+    void *it = NULL;
+    struct fy_node *item;
+    while (rc == HS_OK && i < n && (item = fy_node_sequence_iterate(v, &it))) {
+        char sub[240];
+        snprintf(sub, sizeof sub, "%.200s[%d]", path, i);
+        int eline = hs_yaml_item_line(item, prev_line);
+        prev_line = eline;
+        ms[i].line = eline;
+        if (fy_node_is_alias(item) || !fy_node_is_mapping(item)) {
+            rc = hs_yaml_fail(&w->y, eline, sub, "expected a mapping (url: ..., api_key: ..., weight: ...)");
+            break;
+        }
+        rc = hs_cfg_parse_mapping(w, item, upstream_member_fields, (char *)&ms[i], sub, eline);
+        if (rc == HS_OK && (!ms[i].url || !ms[i].url[0]))
+            rc = hs_yaml_fail(&w->y, eline, sub, "an upstream needs a url (the base up to /v1)");
+        if (rc == HS_OK && strncmp(ms[i].url, "http://", 7) != 0 && strncmp(ms[i].url, "https://", 8) != 0)
+            rc = hs_yaml_fail(&w->y, eline, sub, "upstream url '%s' must start with http:// or https://",
+                              ms[i].url);
+        for (int j = 0; rc == HS_OK && j < i; j++)
+            if (!strcmp(ms[i].url, ms[j].url))
+                rc = hs_yaml_fail(&w->y, eline, sub,
+                                  "upstream url '%s' is listed twice (give it a weight instead)", ms[i].url);
+        i++;
+    }
+    char *first = rc == HS_OK ? hs_strdup(ms[0].url) : NULL;
+    if (rc == HS_OK && !first)
+        rc = hs_err_set(w->y.err, HS_ENOMEM, "out of memory");
+    if (rc != HS_OK) {
+        struct hs_model_entry tmp = {.upstreams = ms, .n_upstreams = n};
+        upstream_list_free(&tmp);
+        return rc;
+    }
+    upstream_list_free(me);
+    me->upstreams = ms;
+    me->n_upstreams = n;
+    hs_free(me->upstream_url);
+    me->upstream_url = first;
     return HS_OK;
 }
 
@@ -430,6 +542,7 @@ static int parse_models(struct hs_cfg_walk *w, struct fy_node *seq, const char *
                 hs_yaml_fail(&w->y, eline, sub, "expected a mapping (name: ..., path: ... or upstream: ...)");
             break;
         }
+        models[i].upstream_retries = 1; /* (issue 7) the default; 0 is a setting of its own */
         rc = hs_cfg_parse_mapping(w, item, model_fields, (char *)&models[i], sub, eline);
         if (rc == HS_OK)
             rc = check_model(w, &models[i], sub, eline);
@@ -601,7 +714,11 @@ int hs_serve_config_set_model(struct hs_serve_config *c, const char *name, const
         hs_serve_config_set_str(&m->upstream_url, NULL);
         hs_serve_config_set_str(&m->upstream_key, NULL);
         hs_serve_config_set_str(&m->upstream_model, NULL);
+        upstream_list_free(m);
         m->upstream_timeout_s = 0;
+        m->upstream_connect_timeout_s = m->upstream_idle_timeout_s = 0;
+        m->upstream_health_interval_s = m->upstream_breaker_failures = m->upstream_breaker_cooldown_s = 0;
+        m->upstream_retries = 1;
         return HS_OK;
     }
     struct hs_model_entry *grown = hs_realloc_array(c->models, (size_t)c->n_models + 1, sizeof(*grown));
@@ -659,6 +776,21 @@ int hs_serve_config_check(const struct hs_serve_config *c, hs_err *err)
             strncmp(m->upstream_url, "https://", 8) != 0)
             return hs_err_set(err, HS_EINVAL,
                               "models[%d] ('%s'): upstream url must start with http:// or https://", i,
+                              m->name);
+        for (int k = 0; k < m->n_upstreams; k++) {
+            const char *u = m->upstreams[k].url;
+            if (!u || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0))
+                return hs_err_set(err, HS_EINVAL,
+                                  "models[%d] ('%s'): upstream[%d]: the url must start with http:// or https://",
+                                  i, m->name, k);
+            if (m->upstreams[k].weight < 0)
+                return hs_err_set(err, HS_EINVAL, "models[%d] ('%s'): upstream[%d]: weight must be positive",
+                                  i, m->name, k);
+        }
+        if (m->upstream_connect_timeout_s < 0 || m->upstream_idle_timeout_s < 0 || m->upstream_retries < 0 ||
+            m->upstream_health_interval_s < 0 || m->upstream_breaker_failures < 0 ||
+            m->upstream_breaker_cooldown_s < 0)
+            return hs_err_set(err, HS_EINVAL, "models[%d] ('%s'): upstream settings must not be negative", i,
                               m->name);
         if (m->n_ctx < 0 || m->parallel < 0 || m->threads < 0 || m->upstream_timeout_s < 0)
             return hs_err_set(err, HS_EINVAL,

@@ -10,7 +10,11 @@
  *     per_address: { ... same ... }
  *   models:
  *     - { name, alias, path, ctx, parallel, threads, chat_template }   # local GGUF
- *     - { name, alias, upstream: { url, api_key, model, timeout_s } }   # gateway
+ *     - { name, alias, upstream: { url, api_key, model, timeout_s, connect_timeout_s,
+ *         idle_timeout_s, retries, health_interval_s, breaker_failures,
+ *         breaker_cooldown_s } }                                       # gateway
+ *     - { name, alias, upstream: [ { url, api_key, model, weight }, ... ],
+ *         timeout_s, connect_timeout_s, ... (as above) }   # (issue 7) a pool
  *
  *   adapters:   (issue 5)
  *     - { name, path, model, scale }      # a GGUF LoRA over a local model
@@ -63,6 +67,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* (issue 7) One member of an upstream list. */
+struct hs_upstream_member {
+    char *url;     /* base up to /v1 */
+    char *api_key; /* NULL = none */
+    char *model;   /* remote name; NULL = the model's name */
+    int weight;    /* 0 = 1 */
+    int line;      /* where it is written, for messages */
+};
+
 struct hs_model_entry {
     char *name;          /* what clients put in "model" */
     char *alias;         /* (issue 5) another name clients may use; NULL = none */
@@ -74,7 +87,22 @@ struct hs_model_entry {
     char *upstream_key;   /* NULL = none */
     char *upstream_model; /* remote name; NULL = same as name */
     int upstream_timeout_s; /* 0 = default */
+    /* (issue 7) several upstreams behind the name: `upstream:` as a list of
+       {url, api_key, model, weight}. Then upstream_url is a copy of the first
+       member's url (so "is an upstream" stays upstream_url != NULL) and
+       upstream_key / upstream_model are unused. NULL for the mapping form. */
+    struct hs_upstream_member *upstreams;
+    int n_upstreams;
+    /* (issue 7) timeouts and the pool's settings, in the upstream mapping or
+       at the model's level (the list form): 0 = default, except retries */
+    int upstream_connect_timeout_s; /* default 5 */
+    int upstream_idle_timeout_s;    /* default: timeout_s, else 300 */
+    int upstream_retries;           /* default 1, set by the parser; 0 = none */
+    int upstream_health_interval_s; /* default 10 */
+    int upstream_breaker_failures;  /* default 5 */
+    int upstream_breaker_cooldown_s; /* default 30 */
 };
+
 
 /* (issue 5) A LoRA adapter over a local model. */
 struct hs_adapter_entry {

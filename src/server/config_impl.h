@@ -34,6 +34,7 @@ enum hs_cfg_ftype {
     F_ALERTS,      /* (issue 6) the alerts: section (ops/alerts.h reads it from the whole text) */
     F_EXPERIMENTS, /* (issue 7) the experiments: list (ops/experiment.h reads each item) */
     F_SAFETY_RULES, /* (issue 6) safety.rules: an F_STR that also marks the path as given */
+    F_UPSTREAM,    /* (issue 7) a model's upstream: a mapping, or a list of members */
 };
 
 struct hs_cfg_field {

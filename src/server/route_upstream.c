@@ -5,7 +5,11 @@
  * status, content type and Retry-After passed on, a stream passed through
  * chunk by chunk. Time to first token is the first body byte; the usage
  * comes from the JSON body, or from the stream's usage chunk when there is
- * one. An upstream that cannot be reached is a 502 with an OpenAI error. */
+ * one. An upstream that cannot be reached is a 502 with an OpenAI error.
+ * (issue 7) The model's upstreams are a pool (engine/upstream_pool.h): the
+ * pool picks the member and retries a failure before the status is handed
+ * out, so nothing here is retried; no usable member is a 503 with
+ * Retry-After. */
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -23,7 +27,7 @@
 
 struct up {
     struct srv_call *c;
-    hs_upstream_stream *st;
+    hs_upstream_pool_stream *st;
     struct hs_http_probe gone;
     bool ended;
     bool cut;         /* ended early: an error event was sent, or the client left */
@@ -198,7 +202,7 @@ static long up_pull(void *user, char *buf, size_t cap)
         if (u->ended)
             return 0;
         hs_err err = {0};
-        long n = hs_upstream_read(u->st, in, sizeof in, WAIT_MS, &err);
+        long n = hs_upstream_pool_read(u->st, in, sizeof in, WAIT_MS, &err);
         if (n > 0) {
             first_byte(c);
             hs_buf_append(&u->ev, in, (size_t)n);
@@ -247,16 +251,16 @@ static void up_free(void *user)
     if (u->ended && !u->cut)
         hs_srv_safety_check(c, u->answer.data, u->answer.len);
     hs_buf_free(&u->answer);
-    hs_upstream_close(u->st);
+    hs_upstream_pool_close(u->st);
     hs_buf_free(&u->ev);
     hs_buf_free(&u->out);
     hs_free(u);
     hs_srv_call_finish(c);
 }
 
-static void pass_header(struct hs_http_resp *resp, hs_upstream_stream *st, const char *name)
+static void pass_header(struct hs_http_resp *resp, hs_upstream_pool_stream *st, const char *name)
 {
-    const char *v = hs_upstream_header(st, name);
+    const char *v = hs_upstream_pool_header(st, name);
     if (v)
         hs_http_resp_header(resp, name, v);
 }
@@ -284,27 +288,27 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
     }
     hs_srv_drift_note_request(c, gr); /* (issue 6) the data-drift sample of recent prompts */
     hs_req_free(gr);
-    hs_upstream_stream *st = NULL;
+    hs_upstream_pool_stream *st = NULL;
     hs_err err = {0};
     int status = 0;
     int prc = strip_usage
-                  ? hs_upstream_post(m->up, upstream_path, body.data, body.len, c->id, &st, &err)
-                  : hs_upstream_post(m->up, upstream_path, req->body, req->body_len, c->id, &st, &err);
+                  ? hs_upstream_pool_post(m->pool, upstream_path, body.data, body.len, c->id, &st, &err)
+                  : hs_upstream_pool_post(m->pool, upstream_path, req->body, req->body_len, c->id, &st, &err);
     hs_buf_free(&body);
     if (prc == HS_OK) {
         for (;;) {
-            status = hs_upstream_status(st, WAIT_MS, &err);
+            status = hs_upstream_pool_status(st, WAIT_MS, &err);
             if (status != 0)
                 break;
             if (hs_http_req_gone(req)) {
-                hs_upstream_close(st);
+                hs_upstream_pool_close(st);
                 resp->status = 499;
                 c->status = 499;
                 hs_srv_call_set_error(c, "the client closed the connection");
                 return;
             }
             if (atomic_load(&c->srv->cut)) {
-                hs_upstream_close(st);
+                hs_upstream_pool_close(st);
                 hs_srv_fail(c, resp, 503, "service_unavailable", NULL, NULL, "the server is shutting down");
                 return;
             }
@@ -312,10 +316,20 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
     } else {
         status = prc;
     }
+    if (prc == HS_EBUSY) {
+        /* (issue 7) every member is down or behind an open breaker */
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", hs_upstream_pool_retry_after_s(m->pool));
+        hs_log_warn("serve.upstream", "id=%s model=%s msg=\"%s\"", c->id, m->name, err.msg);
+        hs_http_resp_header(resp, "Retry-After", ra);
+        hs_srv_fail(c, resp, 503, "service_unavailable", "upstream_unavailable", NULL, "%s", err.msg);
+        return;
+    }
     if (status < 0) {
-        hs_upstream_close(st);
-        hs_log_warn("serve.upstream", "id=%s model=%s url=%s msg=\"%s\"", c->id, m->name,
-                    m->entry->upstream_url, err.msg);
+        hs_log_warn("serve.upstream", "id=%s model=%s url=%s attempts=%d msg=\"%s\"", c->id, m->name,
+                    st ? hs_upstream_pool_stream_url(st) : m->entry->upstream_url,
+                    hs_upstream_pool_stream_attempts(st), err.msg);
+        hs_upstream_pool_close(st);
         hs_srv_fail(c, resp, 502, "server_error", "upstream_unreachable", NULL,
                     "The upstream server for '%s' "
                     "could not be reached: %s",
@@ -326,12 +340,12 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
     resp->status = status;
     pass_header(resp, st, "Content-Type");
     pass_header(resp, st, "Retry-After");
-    const char *ct = hs_upstream_header(st, "Content-Type");
+    const char *ct = hs_upstream_pool_header(st, "Content-Type");
     bool sse = ct && !strncasecmp(ct, "text/event-stream", 17);
     if (want_stream && status == 200 && sse) {
         struct up *u = hs_calloc(1, sizeof *u);
         if (!u) {
-            hs_upstream_close(st);
+            hs_upstream_pool_close(st);
             hs_srv_fail(c, resp, 500, "server_error", NULL, NULL, "out of memory");
             return;
         }
@@ -350,11 +364,11 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
     /* A whole answer: collected, then sent as it came. */
     char buf[16384];
     for (;;) {
-        long n = hs_upstream_read(st, buf, sizeof buf, WAIT_MS, &err);
+        long n = hs_upstream_pool_read(st, buf, sizeof buf, WAIT_MS, &err);
         if (n > 0) {
             first_byte(c);
             if (resp->body.len + (size_t)n > MAX_BODY || hs_buf_append(&resp->body, buf, (size_t)n)) {
-                hs_upstream_close(st);
+                hs_upstream_pool_close(st);
                 hs_buf_reset(&resp->body);
                 hs_srv_fail(c, resp, 502, "server_error", "upstream_error", NULL,
                             "The upstream answer is larger than %u bytes", MAX_BODY);
@@ -366,7 +380,7 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
             break;
         if (n == HS_ETIMEDOUT && err.code == HS_OK) {
             if (hs_http_req_gone(req)) {
-                hs_upstream_close(st);
+                hs_upstream_pool_close(st);
                 resp->status = 499;
                 c->status = 499;
                 hs_srv_call_set_error(c, "the client closed the connection");
@@ -377,13 +391,13 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
             err.msg[0] = '\0';
             snprintf(err.msg, sizeof err.msg, "the server is shutting down");
         }
-        hs_upstream_close(st);
+        hs_upstream_pool_close(st);
         hs_buf_reset(&resp->body);
         hs_srv_fail(c, resp, 502, "server_error", "upstream_error", NULL, "The upstream answer broke off: %s",
                     err.msg[0] ? err.msg : hs_err_name((int)n));
         return;
     }
-    hs_upstream_close(st);
+    hs_upstream_pool_close(st);
     hs_srv_call_capture(c, resp->body.data ? resp->body.data : "", resp->body.len);
     json_t *o = resp->body.len ? json_loadb(resp->body.data, resp->body.len, 0, NULL) : NULL;
     if (status >= 200 && status < 300) {

@@ -825,19 +825,51 @@ static int load_local(hs_server *s, struct srv_model *m, hs_err *err)
 static int load_upstream(hs_server *s, struct srv_model *m, hs_err *err)
 {
     const struct hs_model_entry *e = m->entry;
-    struct hs_upstream_params up = {
-        .url = e->upstream_url,
-        .api_key = e->upstream_key,
-        .model = e->upstream_model ? e->upstream_model : e->name,
-        .timeout_ms = e->upstream_timeout_s > 0 ? e->upstream_timeout_s * 1000 : 0,
+    /* (issue 7) the mapping form is a pool of one */
+    struct hs_upstream_member_params one = {e->upstream_url, e->upstream_key, e->upstream_model, 1};
+    struct hs_upstream_member_params *mp = &one;
+    int n = 1;
+    if (e->n_upstreams > 0) {
+        n = e->n_upstreams;
+        mp = hs_calloc((size_t)n, sizeof *mp);
+        if (!mp)
+            return hs_err_set(err, HS_ENOMEM, "out of memory");
+        for (int i = 0; i < n; i++)
+            mp[i] = (struct hs_upstream_member_params){e->upstreams[i].url, e->upstreams[i].api_key,
+                                                       e->upstreams[i].model, e->upstreams[i].weight};
+    }
+    for (int i = 0; i < n; i++)
+        if (!mp[i].model)
+            mp[i].model = e->name;
+    int total_s = e->upstream_timeout_s;
+    struct hs_upstream_pool_params pp = {
+        .name = m->name,
+        .members = mp,
+        .n_members = n,
+        .connect_timeout_ms = e->upstream_connect_timeout_s * 1000,
+        .timeout_ms = total_s * 1000,
         /* A non-streamed answer sends nothing until it is complete, so silence
          * may last as long as the whole request: bound it by the same time. */
-        .idle_timeout_ms = e->upstream_timeout_s > 0 ? e->upstream_timeout_s * 1000 : 300000,
+        .idle_timeout_ms = e->upstream_idle_timeout_s > 0 ? e->upstream_idle_timeout_s * 1000
+                                                          : (total_s > 0 ? total_s * 1000 : 300000),
+        .retries = e->upstream_retries,
+        /* A lone upstream (the mapping form) gets no health thread unless
+         * asked: there is nowhere else to send its traffic, so probes would
+         * only add requests (and records, on another hestia); its breaker and
+         * retries still guard it. */
+        .health_interval_ms = e->upstream_health_interval_s > 0 ? e->upstream_health_interval_s * 1000
+                                                                : (n > 1 ? 0 : -1),
+        .breaker_failures = e->upstream_breaker_failures,
+        .breaker_cooldown_ms = e->upstream_breaker_cooldown_s * 1000,
     };
-    int rc = hs_upstream_create(&up, &m->up, err);
+    int rc = hs_upstream_pool_create(&pp, &m->pool, err);
+    for (int i = 0; rc == HS_OK && i < n; i++)
+        hs_log_info("serve.model", "name=%s upstream=%s remote_model=%s weight=%d", m->name, mp[i].url,
+                    mp[i].model, mp[i].weight > 0 ? mp[i].weight : 1);
+    if (mp != &one)
+        hs_free(mp);
     if (rc)
         return hs_err_prefix(err, "model '%s': ", m->name);
-    hs_log_info("serve.model", "name=%s upstream=%s remote_model=%s", m->name, e->upstream_url, up.model);
     return hs_metrics_add_model(s->metrics, m->name, NULL, NULL) ? hs_err_set(err, HS_ENOMEM, "out of memory")
                                                                  : HS_OK;
 }
@@ -943,8 +975,7 @@ void hs_server_free(hs_server *s)
         hs_adapter_reg_free(m->adapters); /* after the scheduler: its jobs are gone */
         if (m->model)
             hs_model_free(m->model);
-        if (m->up)
-            hs_upstream_free(m->up);
+        hs_upstream_pool_free(m->pool); /* streams still open keep it alive */
         hs_free(m->bos_text);
         hs_free(m->eos_text);
         hs_free(m->name);

@@ -7,6 +7,7 @@
 #include "engine/adapter.h"
 #include "engine/sched.h"
 #include "engine/upstream.h"
+#include "engine/upstream_pool.h"
 #include "model/chat.h"
 #include "model/json_schema.h"
 #include "model/model.h"
@@ -44,8 +45,8 @@ struct srv_model {
     int n_ctx;
     int n_embd;
     int n_vocab;
-    /* upstream */
-    hs_upstream *up;
+    /* upstream: (issue 7) one or several members, load-balanced */
+    hs_upstream_pool *pool;
     /* (issue 5) local: the LoRA adapters loaded over this model, by name */
     hs_adapter_reg *adapters;
 };

@@ -3,18 +3,23 @@
 # /usr/bin/chromium, or $HS_CHROMIUM) driven by playwright-core
 # (tests/e2e/dashboard.test.mjs) loads /dashboard from a server whose store
 # holds known data, and checks every card, chart, alert and agent row against
-# values the test computes itself from that data. The screenshot is kept as
-# build/artifacts/dashboard.png.
+# values the test computes itself from that data. The screenshots are kept as
+# build/artifacts/dashboard.png and build/artifacts/dashboard-experiments.png.
 #
 # The seeded store:
 #  - 40 request records spread over the last 20 hours (hestia logs import),
 #    with known latencies, statuses, agents, safety flags and feedback;
+#    (issue 7) 32 of them carry the experiment dash-ab and a variant (A or B),
+#    so the experiments view has per-variant numbers to show;
 #  - two alerts (written into the store's alerts table, as the store sink
 #    writes them);
 #  - one data-drift and one concept-drift run, made by the real `hestia drift`
 #    commands against a helper server (its own store, so that its embedding
 #    and chat requests do not count among the seeded ones); the expected card
 #    is the status the command's exit code reported.
+# The server under test has the experiment dash-ab in its config (A and B: two
+# model entries on the same synthetic GGUF); the browser test changes B's
+# weight and rolls it back through the admin routes before it loads the page.
 # Skips (77) when chromium, node or tests/e2e/node_modules (scripts/install-js.sh)
 # is absent.
 . "$(dirname "$0")/lib.sh"
@@ -61,6 +66,9 @@ for i in range(40):
          "tokens_in": 12, "tokens_out": 0 if failed else 20,
          "confidence": None if failed else 0.5 + (i % 5) / 10,
          "safety_flags": flag_at.get(i), "stream": False, "finish_reason": None if failed else "stop"}
+    if i % 5 != 2:  # (issue 7) the experiment's records: B on odd i, A on even
+        r["experiment"] = "dash-ab"
+        r["variant"] = "B" if i % 2 else "A"
     if i in fb_at:
         r["feedback"] = {"value": fb_at[i], "comment": "seeded", "ts_ms": ts + 60 * 1000}
     recs.append(r)
@@ -128,15 +136,35 @@ with db:
 EOF
 
 # ---- the server under test, and the browser ----
-hs_start dash -m "$model" --alias tiny --store "$db" || exit 1
+# The experiment as the config defines it; the browser test reads the same
+# JSON for what the page's header must show and where the weight started.
+experiment='{"name":"dash-ab","route":"assistant","mode":"ab","a":"tiny","b":"tiny-b","weight":0.1}'
+cat >"$seed/dash.yaml" <<EOF
+models:
+  - name: tiny
+    path: $model
+  - name: tiny-b
+    path: $model
+experiments:
+  - name: dash-ab
+    route: assistant
+    mode: ab
+    a: tiny
+    b: tiny-b
+    weight: 10%
+EOF
+hs_start dash --config "$seed/dash.yaml" --ctx 256 --store "$db" || exit 1
 mkdir -p build/artifacts
+rm -f build/artifacts/dashboard.png build/artifacts/dashboard-experiments.png
 HS_DASH_URL=${HS_URL[dash]} HS_SEED_RECORDS=$seed/records.jsonl HS_SEED_ALERTS=$seed/alerts.json \
-    HS_EXPECT_DATA_DRIFT=$data_status HS_EXPECT_CONCEPT_DRIFT=$concept_status \
+    HS_EXPECT_DATA_DRIFT=$data_status HS_EXPECT_CONCEPT_DRIFT=$concept_status HS_EXPERIMENT=$experiment \
     HS_CHROMIUM=$chromium HS_SCREENSHOT=$PWD/build/artifacts/dashboard.png \
+    HS_SCREENSHOT_EXPERIMENTS=$PWD/build/artifacts/dashboard-experiments.png \
     timeout 180 node --test --test-reporter=spec tests/e2e/dashboard.test.mjs >"$HS_TMP/node.log" 2>&1
 rc=$?
 cat "$HS_TMP/node.log"
 check '[ $rc -eq 0 ]' "the browser test failed (exit $rc)"
 check '[ -s build/artifacts/dashboard.png ]' "no screenshot at build/artifacts/dashboard.png"
+check '[ -s build/artifacts/dashboard-experiments.png ]' "no screenshot at build/artifacts/dashboard-experiments.png"
 hs_stop dash
-hs_finish "dashboard in chromium: cards, charts, alerts and agents match the seeded store; screenshot in build/artifacts/dashboard.png"
+hs_finish "dashboard in chromium: cards, charts, alerts, agents and the experiments view match the seeded store and its admin changes; screenshots in build/artifacts/"

@@ -7,8 +7,9 @@
 #  - GET /api/agents?hours=H: the same per agent (null = no agent), most requests
 #    first;
 #  - bad hours / bucket values: 400 naming the parameter;
-#  - `logs import`: export -> import -> export is identical; a file with a bad line
-#    is refused as FILE:LINE, exit 1, and the store is unchanged.
+#  - `logs import`: export -> import -> export is identical (experiment and
+#    variant included, issue 7); a file with a bad line is refused as
+#    FILE:LINE, exit 1, and the store is unchanged.
 . "$(dirname "$0")/lib.sh"
 hs_require_bin
 hs_require_serve
@@ -36,6 +37,9 @@ with open(sys.argv[1], "w") as f:
              "safety_flags": "hazmat_mismatch" if i % 9 == 0 else ("" if i % 13 == 0 else None),
              "tokens_in": 10, "tokens_out": 20, "tokens_cached": 0,
              "error": None if status == 200 else "failed"}
+        if i % 6 == 1:  # (issue 7) 50 records of an experiment, 25 per variant
+            r["experiment"] = "ts-ab"
+            r["variant"] = "AB"[(i // 6) % 2]
         if i % 3 == 0:
             r["feedback"] = {"value": random.choice([1, 1, -1]),
                              "ts_ms": min(ts + random.randint(0, 40 * 60_000), now - 1000)}
@@ -160,6 +164,10 @@ hs_stop ts
 check 'cmp -s "$HS_TMP/e1.jsonl" "$HS_TMP/e2.jsonl" && [ "$(wc -l <"$HS_TMP/e1.jsonl")" = 301 ]' \
     "export -> import -> export differs: $(diff "$HS_TMP/e1.jsonl" "$HS_TMP/e2.jsonl" | head -c 400)"
 check '[ "$(grep -c "\"feedback\":{" "$HS_TMP/e2.jsonl")" = 100 ]' "the feedback went along"
+check '[ "$(grep -c "\"experiment\":\"ts-ab\",\"variant\":\"A\"" "$HS_TMP/e2.jsonl")" = 25 ] &&
+       [ "$(grep -c "\"experiment\":\"ts-ab\",\"variant\":\"B\"" "$HS_TMP/e2.jsonl")" = 25 ] &&
+       [ "$(grep -c "\"experiment\"" "$HS_TMP/e2.jsonl")" = 50 ]' \
+    "experiment and variant did not go along: $(grep -c "\"experiment\"" "$HS_TMP/e2.jsonl") records name one"
 
 # a bad line: nothing imported, FILE:LINE named, exit 1; a second import of the same ids is refused too
 python3 - "$HS_TMP/e1.jsonl" "$HS_TMP/bad.jsonl" <<'EOF'

@@ -11,7 +11,8 @@
 #  - HEAD answers the headers of GET with no body; POST is 405;
 #  - an unknown asset is a 404 JSON error; a path outside the table (../) too;
 #  - the page is served without a key even when the store has keys (then
-#    /v1/models needs one): it holds no data; its data routes answer loopback.
+#    /v1/models needs one): it holds no data; its data routes answer loopback
+#    (/api/experiments too: an empty list here, where no experiment is set).
 . "$(dirname "$0")/lib.sh"
 hs_require_bin
 hs_require_serve
@@ -104,6 +105,10 @@ check '[ "$HTTP_STATUS" = 405 ] && [[ "$(hs_header allow)" == *GET* ]]' "POST /d
 # the page's data route answers loopback (the page itself is never keyed)
 hs_http GET "$url/api/metrics"
 check '[ "$HTTP_STATUS" = 200 ]' "GET /api/metrics from loopback: HTTP $HTTP_STATUS"
+# (issue 7) the experiments view's route: a list, empty on a server without experiments
+hs_http GET "$url/api/experiments"
+check '[ "$HTTP_STATUS" = 200 ] && [ "$(hs_json "$HS_TMP/resp.body" "len(j[\"data\"])")" = 0 ]' \
+    "GET /api/experiments from loopback: HTTP $HTTP_STATUS $(head -c 200 "$HS_TMP/resp.body")"
 hs_stop dash
 
 # with keys configured, the page is still served without one (it holds no data)

@@ -44,6 +44,31 @@ static int64_t count(const char *path, const char *table)
     return v;
 }
 
+/* Rows of requests matching a condition. */
+static int64_t count_where(const char *path, const char *cond)
+{
+    sqlite3 *db;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM requests WHERE %s", cond);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Occurrences of needle in s. */
+static int count_in(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
 static char *export_str(hs_store *s)
 {
     char *buf = NULL;
@@ -77,6 +102,7 @@ static void export_import_export_is_identical(void **state)
         .backend = "local", .stream = true, .status = 200, .finish_reason = "stop", .tokens_in = 12,
         .tokens_out = 34, .tokens_cached = 5, .queue_ms = 1.25, .ttft_ms = 33.3, .latency_ms = 123.456,
         .request_body = "{\"q\":\"caf\xc3\xa9\"}", .response_body = "answer",
+        .experiment = "triage-v2", .variant = "B",
     };
     assert_int_equal(hs_store_log_request(a, &r, &err), HS_OK);
     struct hs_request_record r2 = {.id = "two", .ts_ms = 1700000000999, .endpoint = "/v1/embeddings",
@@ -86,6 +112,10 @@ static void export_import_export_is_identical(void **state)
     assert_int_equal(hs_store_feedback_set(a, "one", NULL, -1, "wrong \"units\"", 1700000005000, NULL, &err), HS_OK);
     assert_int_equal(hs_store_feedback_set(a, "one", NULL, 1, NULL, 1700000009000, NULL, &err), HS_OK);
     char *e1 = export_str(a);
+    /* (issue 7) the experiment's fields on the record it routed, absent from the other */
+    assert_non_null(strstr(e1, "\"experiment\":\"triage-v2\",\"variant\":\"B\""));
+    assert_int_equal(count_in(e1, "\"experiment\""), 1);
+    assert_int_equal(count_in(e1, "\"variant\""), 1);
     assert_non_null(strstr(e1, "\"feedback\":{\"value\":1,\"comment\":null,\"ts_ms\":1700000005000,"
                                "\"updated_ms\":1700000009000}"));
 
@@ -97,6 +127,8 @@ static void export_import_export_is_identical(void **state)
     char *e2 = export_str(b);
     assert_string_equal(e1, e2);
     assert_int_equal(count(pb, "bodies"), 1);
+    assert_int_equal(count_where(pb, "experiment = 'triage-v2' AND variant = 'B' AND id = 'one'"), 1);
+    assert_int_equal(count_where(pb, "experiment IS NULL AND variant IS NULL AND id = 'two'"), 1);
 
     /* again: the ids are there */
     assert_int_equal(import_str(b, e1, false, &st, &err), HS_EINVAL);
@@ -131,6 +163,12 @@ static void a_bad_line_imports_nothing(void **state)
         {"{\"id\":\"b\",\"ts_ms\":5,\"status\":200,\"colour\":1}", "unknown field \"colour\""},
         {"{\"id\":\"b\",\"ts_ms\":5,\"status\":200,\"feedback\":{\"value\":0}}", "feedback.value"},
         {"{\"id\":\"b\",\"ts_ms\":5,\"status\":200,\"confidence\":1.5}", "\"confidence\""},
+        {"{\"id\":\"b\",\"ts_ms\":5,\"status\":200,\"experiment\":\"x\",\"variant\":\"C\"}", "\"variant\""},
+        {"{\"id\":\"b\",\"ts_ms\":5,\"status\":200,\"experiment\":\"x\",\"variant\":\"a\"}", "\"variant\""},
+        {"{\"id\":\"b\",\"ts_ms\":5,\"status\":200,\"experiment\":7,\"variant\":\"A\"}", "\"experiment\""},
+        {"{\"id\":\"b\",\"ts_ms\":5,\"status\":200,\"experiment\":\"\",\"variant\":\"A\"}", "\"experiment\""},
+        {"{\"id\":\"b\",\"ts_ms\":5,\"status\":200,\"variant\":\"A\"}", "\"variant\" needs \"experiment\""},
+        {"{\"id\":\"b\",\"ts_ms\":5,\"status\":200,\"experiment\":\"x\"}", "\"experiment\" needs \"variant\""},
         {"{\"id\":\"a\",\"ts_ms\":5,\"status\":200}", "'a'"}, /* repeated in the file */
         {"[1,2]", "object"},
         {"{\"id\":", "not JSON"},
