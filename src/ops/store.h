@@ -79,7 +79,8 @@ int64_t hs_store_count_requests(hs_store *s, const char *endpoint);
  * tokens_cached, queue_ms, ttft_ms, latency_ms (null when absent), and
  * request_body / response_body only when stored; (issue 6) "feedback":
  * {"value", "comment", "ts_ms", "updated_ms"} only when the record has
- * feedback. ops/store_import.h reads this format back. */
+ * feedback; (issue 7) "experiment" and "variant" only when an experiment
+ * routed it. ops/store_import.h reads this format back. */
 int hs_store_export_jsonl(hs_store *s, FILE *out, int64_t since_ms, hs_err *err);
 
 /* ---- API keys ---- */
