@@ -8,7 +8,7 @@ pkgs=(
     libmicrohttpd-dev libcurl4-openssl-dev                # HTTP server, HTTP client (upstreams)
     libsqlite3-dev libfyaml-dev libsodium-dev libxxhash-dev # store, config, key hashing, prefix keys
     libgsl-dev                                            # statistics
-    libcmocka-dev valgrind python3 curl                   # tests (python3 writes hostile GGUF files)
+    libcmocka-dev valgrind python3 curl sqlite3           # tests (python3 writes hostile GGUF files)
     chromium                                              # the dashboard's browser test (headless)
 )
 missing=()

@@ -44,11 +44,11 @@ struct member {
     /* under pool->mu */
     bool healthy;
     enum hs_breaker breaker;
-    int64_t opened_ms;   /* when the breaker last opened (the breaker's clock) */
-    bool trial_busy;     /* half-open: the one trial request is in flight */
-    int consecutive;     /* failures in a row */
+    int64_t opened_ms; /* when the breaker last opened (the breaker's clock) */
+    bool trial_busy;   /* half-open: the one trial request is in flight */
+    int consecutive;   /* failures in a row */
     int outstanding;
-    int64_t cw;          /* smooth weighted round robin: current weight */
+    int64_t cw; /* smooth weighted round robin: current weight */
     uint64_t requests, failures, opens;
 };
 
@@ -66,8 +66,8 @@ struct hs_upstream_pool {
     pthread_mutex_t round_mu; /* one round at a time */
     pthread_mutex_t hmu;
     pthread_cond_t hcv;
-    bool stop;                 /* under hmu */
-    hs_upstream_stream **hst;  /* under hmu: the round's transfers, to cut on free */
+    bool stop;                /* under hmu */
+    hs_upstream_stream **hst; /* under hmu: the round's transfers, to cut on free */
     pthread_t thread;
     bool thread_started;
 };
@@ -80,13 +80,13 @@ struct hs_upstream_pool_stream {
     char *body;
     size_t len;
     char *rid;
-    pthread_mutex_t mu;         /* guards st against hs_upstream_pool_cancel */
-    hs_upstream_stream *st;     /* the current attempt; NULL during a backoff */
-    int member;                 /* of the current (or next, during a backoff) attempt */
-    bool counted;               /* member's outstanding includes this stream */
-    bool trial;                 /* the attempt is its member's half-open trial */
-    bool reported;              /* the attempt's outcome went to the breaker */
-    uint64_t tried;             /* members tried, as bits */
+    pthread_mutex_t mu;     /* guards st against hs_upstream_pool_cancel */
+    hs_upstream_stream *st; /* the current attempt; NULL during a backoff */
+    int member;             /* of the current (or next, during a backoff) attempt */
+    bool counted;           /* member's outstanding includes this stream */
+    bool trial;             /* the attempt is its member's half-open trial */
+    bool reported;          /* the attempt's outcome went to the breaker */
+    uint64_t tried;         /* members tried, as bits */
     int attempts, retries_left;
     int64_t retry_at_ns;
     bool have_final;
@@ -183,8 +183,8 @@ int hs_upstream_pool_create(const struct hs_upstream_pool_params *pp, hs_upstrea
     if (!pp || !pp->name || !pp->members || pp->n_members < 1)
         return hs_err_set(err, HS_EINVAL, "upstream pool: a name and at least one member are required");
     if (pp->n_members > MAX_MEMBERS)
-        return hs_err_set(err, HS_EINVAL, "upstream pool '%s': %d members; at most %d", pp->name, pp->n_members,
-                          MAX_MEMBERS);
+        return hs_err_set(err, HS_EINVAL, "upstream pool '%s': %d members; at most %d", pp->name,
+                          pp->n_members, MAX_MEMBERS);
     hs_upstream_pool *p = hs_calloc(1, sizeof *p);
     if (!p)
         return hs_err_set(err, HS_ENOMEM, "out of memory");
@@ -345,6 +345,8 @@ void hs_upstream_pool_check_health(hs_upstream_pool *p)
         start_rc[i] = hs_upstream_get(p->m[i].health, "/models", &st[i], &errs[i]);
         pthread_mutex_lock(&p->hmu);
         p->hst[i] = st[i];
+        if (p->stop)
+            hs_upstream_cancel(st[i]); /* free came before it was published */
         pthread_mutex_unlock(&p->hmu);
     }
     for (int i = 0; i < p->n && !stop; i++) {
@@ -442,7 +444,8 @@ static int pick(hs_upstream_pool *p, uint64_t tried, bool *trial)
     if (m->breaker != HS_BREAKER_CLOSED) {
         /* open and cooled down, or half-open and free: this is the trial */
         if (m->breaker == HS_BREAKER_OPEN)
-            hs_log_info("upstream.breaker", "model=%s url=%s state=half_open", p->name, hs_upstream_url(m->up));
+            hs_log_info("upstream.breaker", "model=%s url=%s state=half_open", p->name,
+                        hs_upstream_url(m->up));
         m->breaker = HS_BREAKER_HALF_OPEN;
         m->trial_busy = true;
         *trial = true;
@@ -473,8 +476,8 @@ static void report(hs_upstream_pool *p, int i, enum outcome o, bool trial)
             m->breaker = HS_BREAKER_OPEN;
             m->opened_ms = now;
             m->opens++;
-            hs_log_info("upstream.breaker", "model=%s url=%s state=open failures=%d cooldown_ms=%d", p->name, url,
-                        m->consecutive, p->cooldown_ms);
+            hs_log_info("upstream.breaker", "model=%s url=%s state=open failures=%d cooldown_ms=%d", p->name,
+                        url, m->consecutive, p->cooldown_ms);
         }
     }
     pthread_mutex_unlock(&p->mu);

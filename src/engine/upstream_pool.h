@@ -84,9 +84,9 @@ const char *hs_breaker_name(enum hs_breaker b);
 struct hs_upstream_member_state {
     const char *url; /* valid while the pool lives */
     int weight;
-    bool up;         /* the last health check passed (true before the first) */
+    bool up; /* the last health check passed (true before the first) */
     enum hs_breaker breaker;
-    int outstanding;       /* requests picked and not yet closed */
+    int outstanding; /* requests picked and not yet closed */
     int consecutive_failures;
     uint64_t requests;      /* attempts started here, retries included */
     uint64_t failures;      /* attempts that failed before the body */

@@ -170,6 +170,7 @@ static const struct hs_cfg_field rate_limits_fields[] = {
 
 /* (issue 7) Timeouts and the pool's settings: inside the upstream mapping,
  * or at the model's level (where the list form puts them). */
+/* clang-format off */
 #define UPSTREAM_SETTINGS                                                                    \
     {"connect_timeout_s", F_INT, MODEL(upstream_connect_timeout_s), 0, 3600, NULL},          \
     {"idle_timeout_s", F_INT, MODEL(upstream_idle_timeout_s), 0, 86400, NULL},               \
@@ -177,6 +178,7 @@ static const struct hs_cfg_field rate_limits_fields[] = {
     {"health_interval_s", F_INT, MODEL(upstream_health_interval_s), 0, 86400, NULL},         \
     {"breaker_failures", F_INT, MODEL(upstream_breaker_failures), 0, 1000000, NULL},         \
     {"breaker_cooldown_s", F_INT, MODEL(upstream_breaker_cooldown_s), 0, 86400, NULL}
+/* clang-format on */
 
 static const struct hs_cfg_field upstream_fields[] = {
     {"url", F_STR, MODEL(upstream_url), 0, 0, NULL},
@@ -388,8 +390,8 @@ static int check_model(struct hs_cfg_walk *w, const struct hs_model_entry *m, co
     if (m->alias && strcmp(m->alias, m->name) == 0)
         return hs_yaml_fail(&w->y, line, path, "model '%s': the alias is the name itself", m->name);
     if (m->path && (m->upstream_timeout_s || m->upstream_connect_timeout_s || m->upstream_idle_timeout_s ||
-                    m->upstream_retries != 1 || m->upstream_health_interval_s || m->upstream_breaker_failures ||
-                    m->upstream_breaker_cooldown_s))
+                    m->upstream_retries != 1 || m->upstream_health_interval_s ||
+                    m->upstream_breaker_failures || m->upstream_breaker_cooldown_s))
         return hs_yaml_fail(&w->y, line, path,
                             "model '%s': timeout_s, connect_timeout_s, idle_timeout_s, retries, "
                             "health_interval_s and breaker_* apply to an upstream, not a local model",
@@ -780,9 +782,10 @@ int hs_serve_config_check(const struct hs_serve_config *c, hs_err *err)
         for (int k = 0; k < m->n_upstreams; k++) {
             const char *u = m->upstreams[k].url;
             if (!u || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0))
-                return hs_err_set(err, HS_EINVAL,
-                                  "models[%d] ('%s'): upstream[%d]: the url must start with http:// or https://",
-                                  i, m->name, k);
+                return hs_err_set(
+                    err, HS_EINVAL,
+                    "models[%d] ('%s'): upstream[%d]: the url must start with http:// or https://", i,
+                    m->name, k);
             if (m->upstreams[k].weight < 0)
                 return hs_err_set(err, HS_EINVAL, "models[%d] ('%s'): upstream[%d]: weight must be positive",
                                   i, m->name, k);

@@ -128,7 +128,7 @@ void hs_route_metrics(struct srv_call *c, const struct hs_http_req *req, struct 
 {
     (void)req;
     hs_buf_reset(&resp->body);
-    if (hs_metrics_render(c->srv->metrics, &resp->body)) {
+    if (hs_metrics_render(c->srv->metrics, &resp->body) || hs_srv_upstream_metrics(c->srv, &resp->body)) {
         hs_srv_fail(c, resp, 500, "server_error", NULL, NULL, "cannot render the metrics");
         return;
     }

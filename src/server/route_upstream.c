@@ -316,6 +316,8 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
     } else {
         status = prc;
     }
+    if (st && hs_upstream_pool_stream_url(st)) /* the member that answered, for the record */
+        snprintf(c->backend_url, sizeof c->backend_url, "%s", hs_upstream_pool_stream_url(st));
     if (prc == HS_EBUSY) {
         /* (issue 7) every member is down or behind an open breaker */
         char ra[16];
@@ -422,4 +424,95 @@ void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct
         hs_srv_call_set_error(c, text);
     }
     json_decref(o);
+}
+
+/* ---------------------------------------------------------------------------
+ * (issue 7) the pools on /metrics */
+
+/* A label value with \\, " and newline escaped (exposition format 0.0.4). */
+static int put_label(hs_buf *b, const char *v)
+{
+    int rc = 0;
+    for (; v && *v; v++) {
+        if (*v == '\\' || *v == '"')
+            rc |= hs_buf_putc(b, '\\') | hs_buf_putc(b, *v);
+        else if (*v == '\n')
+            rc |= hs_buf_puts(b, "\\n");
+        else
+            rc |= hs_buf_putc(b, *v);
+    }
+    return rc;
+}
+
+enum up_series { S_UP, S_BREAKER, S_OUTSTANDING, S_REQUESTS, S_FAILURES, S_OPENS, S_N };
+
+int hs_srv_upstream_metrics(hs_server *s, hs_buf *out)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } k[S_N] = {
+        {"hestia:upstream_up", "gauge",
+         "1 when the upstream passes its health check and its breaker is not open"},
+        {"hestia:upstream_breaker_state", "gauge",
+         "the upstream's circuit breaker: 0 closed, 1 open, 2 half-open"},
+        {"hestia:upstream_outstanding", "gauge", "requests sent to the upstream and not yet finished"},
+        {"hestia:upstream_requests_total", "counter", "attempts sent to the upstream, retries included"},
+        {"hestia:upstream_failures_total", "counter",
+         "attempts that failed before the answer (connection, timeout, HTTP 5xx or 429)"},
+        {"hestia:upstream_breaker_opens_total", "counter", "times the upstream's circuit breaker opened"},
+    };
+    int rc = 0;
+    bool any = false;
+    for (int i = 0; i < s->n_models; i++)
+        any |= s->models[i].pool != NULL;
+    if (!any)
+        return HS_OK;
+    for (int q = 0; q < S_N; q++) {
+        rc |= hs_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", k[q].name, k[q].help, k[q].name, k[q].type);
+        for (int i = 0; i < s->n_models; i++) {
+            hs_upstream_pool *p = s->models[i].pool;
+            for (int j = 0; p && j < hs_upstream_pool_size(p); j++) {
+                struct hs_upstream_member_state ms;
+                if (hs_upstream_pool_member(p, j, &ms))
+                    continue;
+                double v = 0;
+                switch (q) {
+                case S_UP:
+                    v = ms.up && ms.breaker != HS_BREAKER_OPEN;
+                    break;
+                case S_BREAKER:
+                    v = ms.breaker == HS_BREAKER_OPEN ? 1 : ms.breaker == HS_BREAKER_HALF_OPEN ? 2 : 0;
+                    break;
+                case S_OUTSTANDING:
+                    v = ms.outstanding;
+                    break;
+                case S_REQUESTS:
+                    v = (double)ms.requests;
+                    break;
+                case S_FAILURES:
+                    v = (double)ms.failures;
+                    break;
+                default:
+                    v = (double)ms.breaker_opens;
+                    break;
+                }
+                rc |= hs_buf_printf(out, "%s{model=\"", k[q].name);
+                rc |= put_label(out, s->models[i].name);
+                rc |= hs_buf_puts(out, "\",url=\"");
+                rc |= put_label(out, ms.url);
+                rc |= hs_buf_printf(out, "\"} %.0f\n", v);
+            }
+        }
+    }
+    rc |= hs_buf_puts(out, "# HELP hestia:upstream_retries_total requests tried again on an upstream\n"
+                           "# TYPE hestia:upstream_retries_total counter\n");
+    for (int i = 0; i < s->n_models; i++) {
+        if (!s->models[i].pool)
+            continue;
+        rc |= hs_buf_puts(out, "hestia:upstream_retries_total{model=\"");
+        rc |= put_label(out, s->models[i].name);
+        unsigned long long n = (unsigned long long)hs_upstream_pool_retries(s->models[i].pool);
+        rc |= hs_buf_printf(out, "\"} %llu\n", n);
+    }
+    return rc ? HS_ENOMEM : HS_OK;
 }

@@ -233,7 +233,10 @@ void hs_srv_call_finish(struct srv_call *c)
             .low_prob_share = c->low_prob_share,
             .experiment = c->exp ? hs_srv_exp_name(c->exp) : NULL,
             .variant = c->exp ? hs_exp_variant_name((enum hs_exp_variant)c->variant) : NULL,
-            .backend = c->m ? (c->m->upstream ? c->m->entry->upstream_url : "local") : NULL,
+            .backend = !c->m              ? NULL
+                       : !c->m->upstream  ? "local"
+                       : c->backend_url[0] ? c->backend_url
+                                           : c->m->entry->upstream_url,
             .stream = c->stream,
             .status = c->status,
             .error = c->error,
@@ -415,6 +418,7 @@ static void fallback(struct srv_call *c, const struct hs_http_req *req, struct h
     c->safety_flags = NULL;
     c->resp_body.len = 0;
     c->answer.len = 0;
+    c->backend_url[0] = '\0';
     c->fallback = true;
     hs_srv_call_set_error(c, why);
     hs_http_resp_free(resp);
@@ -857,8 +861,8 @@ static int load_upstream(hs_server *s, struct srv_model *m, hs_err *err)
          * asked: there is nowhere else to send its traffic, so probes would
          * only add requests (and records, on another hestia); its breaker and
          * retries still guard it. */
-        .health_interval_ms = e->upstream_health_interval_s > 0 ? e->upstream_health_interval_s * 1000
-                                                                : (n > 1 ? 0 : -1),
+        .health_interval_ms =
+            e->upstream_health_interval_s > 0 ? e->upstream_health_interval_s * 1000 : (n > 1 ? 0 : -1),
         .breaker_failures = e->upstream_breaker_failures,
         .breaker_cooldown_ms = e->upstream_breaker_cooldown_s * 1000,
     };

@@ -155,6 +155,7 @@ struct srv_call {
     char *safety_flags;                /* (issue 6) "a,b" of the answer; NULL = none */
     char *req_body;   /* with --log-bodies */
     hs_buf resp_body; /* with --log-bodies (capped) */
+    char backend_url[256]; /* (issue 7) the upstream member that answered; "" = the model's first */
     /* (issue 7) the experiment that routed the request */
     struct srv_exp *exp;  /* NULL when none */
     int variant;          /* enum hs_exp_variant chosen */
@@ -307,5 +308,13 @@ void hs_route_adapters(struct srv_call *c, const struct hs_http_req *req, struct
 /* Any of the three on an upstream model: forwards req's body as is. */
 void hs_route_upstream(struct srv_call *c, const struct hs_http_req *req, struct hs_http_resp *resp,
                        struct hs_gen_request *gr, const char *upstream_path);
+/* (issue 7) Appends the upstream pools' series to a /metrics exposition:
+ * hestia:upstream_up{model,url} (health passed and breaker not open),
+ * hestia:upstream_breaker_state{model,url} (0 closed, 1 open, 2 half-open),
+ * hestia:upstream_outstanding{model,url}, counters
+ * hestia:upstream_requests_total / _failures_total / _breaker_opens_total
+ * {model,url} and hestia:upstream_retries_total{model}. Nothing when no
+ * model is an upstream. HS_ENOMEM on a failed append. */
+int hs_srv_upstream_metrics(hs_server *s, hs_buf *out);
 
 #endif

@@ -76,9 +76,14 @@ for path, key in ((sys.argv[1], None), (sys.argv[2], "Bearer sk-second")):
     assert models and all(m["path"] == "/v1/models" for m in models), "health checks " + path
 EOF
 
+# each record names the member that answered
+hs_wait_sql "${HS_DB[c]}" "SELECT count(DISTINCT backend) FROM requests WHERE model = 'cluster'" 2 ||
+    fail "records should name both members: $(hs_sql "${HS_DB[c]}" "SELECT backend, count(*) FROM requests GROUP BY 1")"
+check '[ "$(hs_sql "${HS_DB[c]}" "SELECT count(*) FROM requests WHERE model = '"'cluster'"' AND backend = '"'${MOCK_URL[m2]}'"'")" = 5 ]' \
+    "records answered by m2: $(hs_sql "${HS_DB[c]}" "SELECT backend, count(*) FROM requests GROUP BY 1")"
+
 # 2. kill m2: requests keep succeeding, m2 is marked down, then gets nothing
-kill -KILL "${MOCK_PID[m2]}"
-wait "${MOCK_PID[m2]}" 2>/dev/null
+{ kill -KILL "${MOCK_PID[m2]}"; wait "${MOCK_PID[m2]}"; } 2>/dev/null
 t0=$SECONDS
 errors=0
 for i in $(seq 1 10); do

@@ -18,7 +18,6 @@
 . "$(dirname "$0")/lib.sh"
 hs_require_bin
 hs_require_serve
-command -v sqlite3 >/dev/null || skip "the sqlite3 command is needed"
 model=$(hs_model_tiny)
 "$HS_BIN" synth --lora-for "$model" -o "$HS_TMP/tuned.gguf" -q >/dev/null 2>"$HS_TMP/lora.err" ||
     { echo "FAIL: synth --lora-for: $(cat "$HS_TMP/lora.err")"; exit 1; }

@@ -11,7 +11,6 @@
 . "$(dirname "$0")/lib.sh"
 hs_require_bin
 hs_require_serve
-command -v sqlite3 >/dev/null || skip "the sqlite3 command is needed"
 clients=${LOAD_CLIENTS:-16}
 seconds=${LOAD_SECONDS:-15}
 model=$(hs_model_tiny)

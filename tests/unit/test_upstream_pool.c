@@ -107,7 +107,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         return send_text(mc, 503, "{\"error\":{\"message\":\"warming up\"}}", "1");
     }
     if (atomic_load(&nd->broken_body)) {
-        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, read_broken, NULL, NULL);
+        struct MHD_Response *r =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, read_broken, NULL, NULL);
         enum MHD_Result ok = MHD_queue_response(mc, 200, r);
         MHD_destroy_response(r);
         return ok;
@@ -466,9 +467,13 @@ static void the_breaker_opens_half_opens_and_closes(void **state)
     (void)state;
     atomic_store(&g_fake_ms, 1000000);
     atomic_store(&NODES[0].chat_status, 500);
-    struct pool_opts o = {
-        .n = 1, .weights = {1}, .retries = 0, .health_ms = -1, .breaker_failures = 3, .cooldown_ms = 5000,
-        .fake = true};
+    struct pool_opts o = {.n = 1,
+                          .weights = {1},
+                          .retries = 0,
+                          .health_ms = -1,
+                          .breaker_failures = 3,
+                          .cooldown_ms = 5000,
+                          .fake = true};
     hs_upstream_pool *p = make_pool(&o);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(member(p, 0).breaker, HS_BREAKER_CLOSED);
@@ -482,20 +487,23 @@ static void the_breaker_opens_half_opens_and_closes(void **state)
     /* open: no traffic; the refusal names the model */
     hs_upstream_pool_stream *s = NULL;
     hs_err err = {0};
-    assert_int_equal(hs_upstream_pool_post(p, "/chat/completions", BODY, strlen(BODY), NULL, &s, &err), HS_EBUSY);
+    assert_int_equal(hs_upstream_pool_post(p, "/chat/completions", BODY, strlen(BODY), NULL, &s, &err),
+                     HS_EBUSY);
     assert_null(s);
     assert_string_equal(err.msg, "no healthy upstream for 'pool-test'");
     assert_int_equal(hs_upstream_pool_retry_after_s(p), 5);
     atomic_fetch_add(&g_fake_ms, 4000);
     assert_int_equal(hs_upstream_pool_retry_after_s(p), 1);
-    assert_int_equal(hs_upstream_pool_post(p, "/chat/completions", BODY, strlen(BODY), NULL, &s, &err), HS_EBUSY);
+    assert_int_equal(hs_upstream_pool_post(p, "/chat/completions", BODY, strlen(BODY), NULL, &s, &err),
+                     HS_EBUSY);
     assert_int_equal(atomic_load(&NODES[0].chats), 3);
 
     /* cooled down: one trial at a time, and its failure opens it again */
     atomic_fetch_add(&g_fake_ms, 1000);
     hs_upstream_pool_stream *trial = post(p);
     assert_int_equal(member(p, 0).breaker, HS_BREAKER_HALF_OPEN);
-    assert_int_equal(hs_upstream_pool_post(p, "/chat/completions", BODY, strlen(BODY), NULL, &s, &err), HS_EBUSY);
+    assert_int_equal(hs_upstream_pool_post(p, "/chat/completions", BODY, strlen(BODY), NULL, &s, &err),
+                     HS_EBUSY);
     assert_int_equal(hs_upstream_pool_status(trial, 5000, &err), 500);
     hs_upstream_pool_close(trial);
     m = member(p, 0);
@@ -527,9 +535,13 @@ static void open_breakers_send_traffic_to_the_others(void **state)
     (void)state;
     atomic_store(&g_fake_ms, 0);
     atomic_store(&NODES[0].chat_status, 429);
-    struct pool_opts o = {
-        .n = 2, .weights = {1, 1}, .retries = 1, .health_ms = -1, .breaker_failures = 2, .cooldown_ms = 60000,
-        .fake = true};
+    struct pool_opts o = {.n = 2,
+                          .weights = {1, 1},
+                          .retries = 1,
+                          .health_ms = -1,
+                          .breaker_failures = 2,
+                          .cooldown_ms = 60000,
+                          .fake = true};
     hs_upstream_pool *p = make_pool(&o);
     for (int i = 0; i < 10; i++) {
         int who;
@@ -568,7 +580,8 @@ static void health_checks_mark_members_down_and_up(void **state)
     hs_upstream_pool_check_health(p);
     hs_upstream_pool_stream *s = NULL;
     hs_err err = {0};
-    assert_int_equal(hs_upstream_pool_post(p, "/chat/completions", BODY, strlen(BODY), NULL, &s, &err), HS_EBUSY);
+    assert_int_equal(hs_upstream_pool_post(p, "/chat/completions", BODY, strlen(BODY), NULL, &s, &err),
+                     HS_EBUSY);
     assert_non_null(strstr(err.msg, "pool-test"));
     atomic_store(&NODES[0].models_status, 200);
     hs_upstream_pool_check_health(p);
@@ -623,7 +636,8 @@ static void bad_members_are_refused(void **state)
 {
     (void)state;
     struct hs_upstream_member_params mp[2] = {{NODES[0].url, NULL, NULL, 1}, {"ftp://x/v1", NULL, NULL, 1}};
-    struct hs_upstream_pool_params pp = {.name = "bad", .members = mp, .n_members = 2, .health_interval_ms = -1};
+    struct hs_upstream_pool_params pp = {
+        .name = "bad", .members = mp, .n_members = 2, .health_interval_ms = -1};
     hs_upstream_pool *p = (hs_upstream_pool *)1;
     hs_err err = {0};
     assert_int_equal(hs_upstream_pool_create(&pp, &p, &err), HS_EINVAL);
