@@ -108,13 +108,9 @@ fi
 
 # ---------------------------------------------------------------------------
 # 2. a loopback mock of another server
+hs_mock mock --fail-first 2 --models vendor-model,police-chief
 mlog=$HS_TMP/mock.log
-python3 tests/integration/tools/mock_openai.py --port-file "$HS_TMP/mock.port" --log "$mlog" \
-    --fail-first 2 --models vendor-model,police-chief >"$HS_TMP/mock.out" 2>&1 &
-HS_BG_PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$HS_TMP/mock.port" ] && break; sleep 0.1; done
-[ -s "$HS_TMP/mock.port" ] || { echo "FAIL: the mock server did not start: $(cat "$HS_TMP/mock.out")"; exit 1; }
-M=http://127.0.0.1:$(cat "$HS_TMP/mock.port")/v1
+M=${HS_MOCK_URL[mock]}/v1
 
 HESTIA_API_KEY=sk-mock-123 "$HS_BIN" assess --backend "$M" --agents "$HS_TMP/agents.yaml" --json \
     "$HS_TMP/scenario.json" >"$HS_TMP/m.json" 2>"$HS_TMP/m.err"

@@ -7,6 +7,9 @@
 #   hs_require_serve                skip (77) when the binary has no `serve` command
 #   hs_require_stories              skip (77) when ../shared/models/stories260K.gguf is absent
 #   hs_model_stories | hs_model_tiny   print a small model's path (stories260K, or a synthetic one)
+#   hs_mock NAME [mock flags]       start tools/mock_openai.py (another vendor's server) on a free
+#                                   loopback port, log $HS_TMP/NAME.log; sets HS_MOCK_URL[NAME]
+#                                   (the base, without /v1) and HS_MOCK_PID[NAME]
 #   hs_start NAME [serve flags]     start a server on a free loopback port, store $HS_TMP/NAME.db;
 #                                   waits for /health 200; sets HS_URL[NAME], HS_PID[NAME],
 #                                   HS_DB[NAME], HS_LOG[NAME]
@@ -32,7 +35,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 HS_SHARED=${HESTIA_SHARED:-../shared}
 HS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hestia-serve-XXXXXX")
 HS_START_TIMEOUT=${HS_START_TIMEOUT:-90}
-declare -A HS_PID=() HS_URL=() HS_DB=() HS_LOG=() HS_PORT=()
+declare -A HS_PID=() HS_URL=() HS_DB=() HS_LOG=() HS_PORT=() HS_MOCK_URL=() HS_MOCK_PID=()
 HS_BG_PIDS=() # other background processes we started (curl, node)
 hs_failures=0
 
@@ -114,6 +117,20 @@ hs_model_tiny() {
         "$HS_BIN" synth -o "$m" -q "$@" >/dev/null 2>&1 || { echo "FAIL: hestia synth failed" >&2; return 1; }
     fi
     echo "$m"
+}
+
+# hs_mock NAME [flags...]: exits the test (FAIL) when the mock does not start.
+hs_mock() {
+    local n=$1
+    shift
+    rm -f "$HS_TMP/$n.port"
+    python3 tests/integration/tools/mock_openai.py --port-file "$HS_TMP/$n.port" --log "$HS_TMP/$n.log" "$@" \
+        >"$HS_TMP/$n.out" 2>&1 &
+    HS_MOCK_PID[$n]=$!
+    HS_BG_PIDS+=($!)
+    for _ in $(seq 1 100); do [ -s "$HS_TMP/$n.port" ] && break; sleep 0.1; done
+    [ -s "$HS_TMP/$n.port" ] || { echo "FAIL: mock $n did not start: $(cat "$HS_TMP/$n.out")"; exit 1; }
+    HS_MOCK_URL[$n]=http://127.0.0.1:$(cat "$HS_TMP/$n.port")
 }
 
 # hs_start NAME [flags...]: the store is $HS_TMP/NAME.db unless the flags give --store.

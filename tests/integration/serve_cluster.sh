@@ -12,17 +12,12 @@
 hs_require_bin
 hs_require_serve
 
-# start_mock NAME: a mock_openai.py in the background; sets MOCK_PID[NAME], MOCK_URL[NAME]
+# start_mock NAME: sets MOCK_PID[NAME], MOCK_URL[NAME] (with /v1)
 declare -A MOCK_PID=() MOCK_URL=()
 start_mock() {
-    local n=$1
-    python3 tests/integration/tools/mock_openai.py --port-file "$HS_TMP/$n.port" --log "$HS_TMP/$n.log" \
-        --models cluster-remote >"$HS_TMP/$n.out" 2>&1 &
-    MOCK_PID[$n]=$!
-    HS_BG_PIDS+=($!)
-    for _ in $(seq 1 100); do [ -s "$HS_TMP/$n.port" ] && break; sleep 0.1; done
-    [ -s "$HS_TMP/$n.port" ] || { echo "FAIL: mock $n did not start: $(cat "$HS_TMP/$n.out")"; exit 1; }
-    MOCK_URL[$n]=http://127.0.0.1:$(cat "$HS_TMP/$n.port")/v1
+    hs_mock "$1" --models cluster-remote
+    MOCK_PID[$1]=${HS_MOCK_PID[$1]}
+    MOCK_URL[$1]=${HS_MOCK_URL[$1]}/v1
 }
 # chats NAME: chat requests the mock has received so far
 chats() {

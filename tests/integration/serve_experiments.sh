@@ -22,13 +22,8 @@ model=$(hs_model_tiny)
 "$HS_BIN" synth --lora-for "$model" -o "$HS_TMP/tuned.gguf" -q >/dev/null 2>"$HS_TMP/lora.err" ||
     { echo "FAIL: synth --lora-for: $(cat "$HS_TMP/lora.err")"; exit 1; }
 
-mlog=$HS_TMP/mock.log
-python3 tests/integration/tools/mock_openai.py --port-file "$HS_TMP/mock.port" --log "$mlog" \
-    --models cand-remote >"$HS_TMP/mock.out" 2>&1 &
-HS_BG_PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$HS_TMP/mock.port" ] && break; sleep 0.1; done
-[ -s "$HS_TMP/mock.port" ] || { echo "FAIL: the mock did not start: $(cat "$HS_TMP/mock.out")"; exit 1; }
-mock=http://127.0.0.1:$(cat "$HS_TMP/mock.port")
+hs_mock mock --models cand-remote
+mock=${HS_MOCK_URL[mock]}
 mock_config() { curl -s -o /dev/null -d "$1" "$mock/mock/config"; }
 
 cfg=$HS_TMP/ex.yaml

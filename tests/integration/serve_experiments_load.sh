@@ -15,12 +15,8 @@ clients=${LOAD_CLIENTS:-16}
 seconds=${LOAD_SECONDS:-15}
 model=$(hs_model_tiny)
 
-python3 tests/integration/tools/mock_openai.py --port-file "$HS_TMP/mock.port" --log "$HS_TMP/mock.log" \
-    --models cand-remote --fail-rate 0.3 --seed 7 >"$HS_TMP/mock.out" 2>&1 &
-HS_BG_PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$HS_TMP/mock.port" ] && break; sleep 0.1; done
-[ -s "$HS_TMP/mock.port" ] || { echo "FAIL: the mock did not start: $(cat "$HS_TMP/mock.out")"; exit 1; }
-mock=http://127.0.0.1:$(cat "$HS_TMP/mock.port")
+hs_mock mock --models cand-remote --fail-rate 0.3 --seed 7
+mock=${HS_MOCK_URL[mock]}
 
 window_s=30
 cat >"$HS_TMP/load.yaml" <<EOF
