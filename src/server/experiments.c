@@ -28,6 +28,9 @@
 #include <time.h>
 
 #define TICK_MS 1000
+#define ADOPT_EVERY 5 /* rounds between looks for experiments added to the store elsewhere */
+
+static int adopt_stored(hs_server *s, hs_err *err);
 
 const char *hs_srv_exp_name(const struct srv_exp *e)
 {
@@ -191,6 +194,7 @@ static void *exps_main(void *arg)
     hs_server *s = arg;
     struct srv_exps *x = s->exps;
     float *scratch = hs_malloc(SRV_WIN_CAP * sizeof *scratch);
+    unsigned round = 0;
     pthread_mutex_lock(&x->mu);
     while (!x->stop) {
         struct timespec ts;
@@ -205,6 +209,11 @@ static void *exps_main(void *arg)
         pthread_mutex_unlock(&x->mu);
         for (int i = 0; i < n && scratch; i++)
             check_one(s, x->v[i], scratch);
+        if (++round % ADOPT_EVERY == 0) {
+            hs_err err = {0};
+            if (adopt_stored(s, &err))
+                hs_log_warn("experiment.load", "msg=\"cannot list the stored experiments: %s\"", err.msg);
+        }
         pthread_mutex_lock(&x->mu);
     }
     pthread_mutex_unlock(&x->mu);
@@ -280,8 +289,7 @@ struct stored_list {
 static void collect_stored(void *user, const struct hs_experiment *e, const struct hs_exp_state *st)
 {
     struct stored_list *l = user;
-    if (st->status == HS_EXP_STOPPED)
-        return;
+    (void)st;
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 8;
         struct hs_experiment *v = hs_realloc(l->v, (size_t)cap * sizeof *v);
@@ -291,6 +299,29 @@ static void collect_stored(void *user, const struct hs_experiment *e, const stru
         l->cap = cap;
     }
     l->v[l->n++] = *e;
+}
+
+/* Experiments the store holds and this server does not run yet (created
+ * before a restart through /admin/experiments, or by `hestia experiment
+ * add` on the same store) are taken up; one whose targets this server
+ * lacks is logged and left alone. A stopped one keeps its route answering
+ * from A. */
+static int adopt_stored(hs_server *s, hs_err *err)
+{
+    struct stored_list l = {0};
+    int rc = hs_store_exp_list(s->store, collect_stored, &l, err);
+    for (int i = 0; !rc && i < l.n; i++) {
+        pthread_mutex_lock(&s->exps->mu);
+        bool known = hs_srv_exp_find(s->exps, l.v[i].name) != NULL;
+        pthread_mutex_unlock(&s->exps->mu);
+        if (known)
+            continue;
+        hs_err e2 = {0};
+        if (hs_srv_exp_put(s, &l.v[i], NULL, NULL, &e2))
+            hs_log_warn("experiment.load", "name=%s msg=\"not taken up: %s\"", l.v[i].name, e2.msg);
+    }
+    hs_free(l.v);
+    return rc;
 }
 
 int hs_srv_exps_start(hs_server *s, hs_err *err)
@@ -306,18 +337,8 @@ int hs_srv_exps_start(hs_server *s, hs_err *err)
     int rc = HS_OK;
     for (int i = 0; !rc && i < cfg->n_experiments; i++)
         rc = hs_srv_exp_put(s, &cfg->experiments[i], NULL, NULL, err);
-    /* those created through /admin/experiments earlier (not stopped) */
-    struct stored_list l = {0};
     if (!rc)
-        rc = hs_store_exp_list(s->store, collect_stored, &l, err);
-    for (int i = 0; !rc && i < l.n; i++) {
-        if (hs_srv_exp_find(x, l.v[i].name))
-            continue;
-        hs_err e2 = {0};
-        if (hs_srv_exp_put(s, &l.v[i], NULL, NULL, &e2))
-            hs_log_warn("experiment.load", "name=%s msg=\"not resumed: %s\"", l.v[i].name, e2.msg);
-    }
-    hs_free(l.v);
+        rc = adopt_stored(s, err);
     if (!rc)
         rc = hs_srv_shadow_start(s, err);
     if (!rc) {

@@ -10,8 +10,9 @@
 #    rate (against A's 0 %) trips the rule: B goes to 0 %, a critical alert is raised, and the
 #    change is in the store's history with its reason;
 #  - kill -9 and a restart resume the same state; a weight set through
-#    /admin and a rollback made with `hestia experiment rollback` on the
-#    store reach the running server;
+#    /admin, a rollback made with `hestia experiment rollback` and an
+#    experiment added with `hestia experiment add` on the store reach the
+#    running server;
 #  - shadow: A answers at A's speed while B is slow on purpose; both answers
 #    are stored side by side with their latencies; a full queue drops copies;
 #  - canary: the weight climbs its schedule while B is healthy.
@@ -224,6 +225,19 @@ check '[ "$(hs_sql "$db" "SELECT count(*) FROM experiment_events WHERE name = '"
     "canary events: $(hs_sql "$db" "SELECT kind, weight_b FROM experiment_events WHERE name = 'can1'")"
 chat canaried someone
 check '[ "$(hs_header x-hestia-variant)" = B ]' "canary at 100 %: variant $(hs_header x-hestia-variant)"
+
+# --- an experiment added to the store by the CLI is taken up by the running server ---
+printf '{"name": "added1", "route": "added", "mode": "ab", "a": "base", "b": "cand", "weight": 1.0}' >"$HS_TMP/added.json"
+"$HS_BIN" experiment add "$HS_TMP/added.json" --store "$db" >"$HS_TMP/add.out" 2>&1 ||
+    fail "hestia experiment add: $(cat "$HS_TMP/add.out")"
+v=""
+for _ in $(seq 1 50); do
+    chat added someone
+    v=$(hs_header x-hestia-variant)
+    [ "$v" = B ] && break
+    sleep 0.2
+done
+check '[ "$v" = B ]' "the added experiment was not taken up: HTTP $HTTP_STATUS variant '$v'"
 
 hs_stop ex
 hs_finish serve_experiments
