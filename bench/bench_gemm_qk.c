@@ -10,9 +10,13 @@
  *   make BUILDROOT=build/me build/me/libhestia.a
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Isrc bench/bench_gemm_qk.c build/me/libhestia.a -lm -pthread \
  *      -o /tmp/bench_gemm_qk
- *   /tmp/bench_gemm_qk [reps=31] */
+ *   /tmp/bench_gemm_qk [reps=31] [amxg]
+ * Where AMX is enabled it also times the Q4_K generation kernels on AMX
+ * (q_k_amxg_avx512.c) and checks their bits against hs_q4_k_amxg_ref;
+ * "amxg" prints only that part. */
 #include "base/cpu.h"
 #include "base/err.h"
+#include "base/mem.h"
 #include "base/parse.h"
 #include "tensor/qtype_impl.h"
 
@@ -53,11 +57,42 @@ static double bench(const struct kind *k, const char *w, size_t rb, int rows, in
     return sec;
 }
 
+/* Seconds (CPU) per pass of the AMX generation kernel over the matrix for
+ * n_tok <= 8 tokens, the packing of their activations included; checks the
+ * results against hs_q4_k_amxg_ref once. */
+static double bench_amxg(const char *w, size_t rb, int rows, int cols, const char *act, size_t ab, int n_tok,
+                         float *out, int reps)
+{
+    hs_q4_k_amxg_panel *p = hs_aligned_alloc(64, hs_q4_k_amxg_panel_bytes(cols));
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    for (int r = -1; r < reps; r++) {
+        const double c0 = cpu_s();
+        hs_q4_k_amxg_pack(p, act, ab, n_tok, cols);
+        for (int i = 0; i < rows; i += 512)
+            hs_q4_k_amxg_gemm(cols, out + i, (size_t)rows, w + (size_t)i * rb, rb, p, rows - i < 512 ? rows - i : 512,
+                              n_tok);
+        if (r >= 0)
+            t[r] = cpu_s() - c0;
+    }
+    int bad = 0;
+    for (int c = 0; c < n_tok; c++)
+        for (int i = 0; i < rows; i += 97) {
+            float ref;
+            hs_q4_k_amxg_ref(cols, &ref, w + (size_t)i * rb, act + (size_t)c * ab);
+            if (memcmp(&ref, &out[(size_t)c * rows + i], sizeof ref) != 0 && bad++ < 3)
+                fprintf(stderr, "amxg mismatch tok %d row %d: %.9g vs ref %.9g\n", c, i, out[(size_t)c * rows + i], ref);
+        }
+    const double sec = median(t, reps);
+    free(t);
+    hs_aligned_free(p);
+    return sec;
+}
+
 int main(int argc, char **argv)
 {
     int reps = 31;
     if (argc > 1 && hs_parse_int(argv[1], 1, 10000, &reps) != HS_OK) {
-        fprintf(stderr, "usage: bench_gemm_qk [reps]\n");
+        fprintf(stderr, "usage: bench_gemm_qk [reps [amxg]]\n");
         return 1;
     }
     if (hs_cpu_level() < HS_CPU_AVX512) { /* the kernels below are called by name */
@@ -76,7 +111,9 @@ int main(int argc, char **argv)
     for (size_t t = 1; t < sizeof(toks) / sizeof(toks[0]); t++)
         printf("   gemm%-2d (x)   ", toks[t]);
     printf("\n");
-    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+    /* bench_gemm_qk REPS amxg: the AMX generation kernel's table only */
+    const bool only_amxg = argc > 2 && strcmp(argv[2], "amxg") == 0;
+    for (size_t k = 0; k < (only_amxg ? 0 : sizeof(kinds) / sizeof(kinds[0])); k++) {
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
             const int rows = shapes[s][0], cols = shapes[s][1];
             size_t rb, ab;
@@ -93,6 +130,40 @@ int main(int argc, char **argv)
                 } else {
                     printf("  %7.3f (%4.2f)", sec * 1e3, sec / toks[t] / base);
                 }
+                fflush(stdout);
+            }
+            printf("\n");
+            free(w);
+            free(act);
+            free(out);
+        }
+    }
+    if (hs_amx_enabled()) {
+        printf("q4_K: the AMX generation kernels; one token through hs_q4_k_vec_dot_amxg_avx512, then\n"
+               "1..8 through hs_q4_k_amxg_gemm (packing included); (x) as above:\n");
+        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+            const struct kind *kd = &kinds[0];
+            const int rows = shapes[s][0], cols = shapes[s][1];
+            size_t rb, ab;
+            char *w = make_matrix(kd->quant, kd->bytes, rows, cols, &rb);
+            char *act = make_act(16, cols, &ab);
+            float *out = malloc(sizeof(float) * (size_t)rows * 16);
+            const double base = bench(kd, w, rb, rows, cols, act, ab, 0, out, reps);
+            printf("%-5s %5dx%-5d %8.3f", kd->name, rows, cols, base * 1e3);
+            const struct kind k1 = {"", 0, NULL, hs_q4_k_vec_dot_amxg_avx512, NULL};
+            const double one = bench(&k1, w, rb, rows, cols, act, ab, 0, out, reps);
+            int bad = 0;
+            for (int i = 0; i < rows; i += 97) {
+                float ref;
+                hs_q4_k_amxg_ref(cols, &ref, w + (size_t)i * rb, act);
+                if (memcmp(&ref, &out[i], sizeof ref) != 0 && bad++ < 3)
+                    fprintf(stderr, "vec_dot_amxg mismatch row %d: %.9g vs ref %.9g\n", i, out[i], ref);
+            }
+            printf("  dot_amxg %7.3f (%4.2f)", one * 1e3, one / base);
+            const int at[] = {1, 2, 4, 8};
+            for (size_t t = 0; t < 4; t++) {
+                const double sec = bench_amxg(w, rb, rows, cols, act, ab, at[t], out, reps);
+                printf("   amxg%-2d %7.3f (%4.2f)", at[t], sec * 1e3, sec / at[t] / base);
                 fflush(stdout);
             }
             printf("\n");

@@ -6,7 +6,8 @@
  * waiting jobs into free slots, and runs one step: a single hs_decode over
  * the next token of every generating job plus prompt chunks of the jobs
  * still reading theirs, as many prompt tokens as n_batch leaves room for (at
- * most PROMPT_CHUNK_WHILE_GENERATING while some job generates), in the order
+ * most PROMPT_CHUNK_WHILE_GENERATING per reading job while some job
+ * generates), in the order
  * the jobs were admitted. Each row of logits then goes to its job
  * (sched_token.c). With nothing to do the thread sleeps on a condition
  * variable; submit, cancel, embed, drain and free wake it.
@@ -38,11 +39,15 @@
 #define DEFAULT_SLOTS 4
 #define DEFAULT_QUEUE 64
 #define DEFAULT_BATCH 512
-/* Prompt tokens per step while other jobs are generating. A step costs the
- * running jobs one token's wait, so a long prompt taken whole would stall
- * every stream for its full prefill (seconds on a CPU); in chunks of 64 it
- * stalls them a fraction of that, and the chunks are still long enough that
- * prefill stays compute-bound (each weight is read once per 64 tokens). */
+/* Prompt tokens per step, per job still reading its prompt, while other
+ * jobs are generating. A step costs the running jobs one token's wait, so a
+ * long prompt taken whole would stall every stream for its full prefill
+ * (seconds on a CPU); in chunks of 64 it stalls them a fraction of that, and
+ * the chunks are still long enough that prefill stays compute-bound (each
+ * weight is read once per 64 tokens). Several prompts waiting at once go
+ * into one step together (up to n_batch): a prompt step pays a fixed cost
+ * per weight matrix (the AMX path unpacks each one), so eight 53-token
+ * prompts cost far less in one step than in eight. */
 #define PROMPT_CHUNK_WHILE_GENERATING 64
 
 void hs_sched_params_default(struct hs_sched_params *p)
@@ -236,9 +241,12 @@ static void step(hs_sched *s)
             add_row(s, &n, j, j->pending, j->n_past, true);
     }
     const int n_gen = n;
+    int n_reading = 0;
+    for (int i = 0; i < s->n_active; i++)
+        n_reading += s->active[i]->state == HS_JOB_PROMPT;
     int budget = s->p.n_batch - n;
-    if (n > 0 && budget > PROMPT_CHUNK_WHILE_GENERATING)
-        budget = PROMPT_CHUNK_WHILE_GENERATING;
+    if (n > 0 && budget > PROMPT_CHUNK_WHILE_GENERATING * n_reading)
+        budget = PROMPT_CHUNK_WHILE_GENERATING * n_reading;
     for (int i = 0; i < s->n_active && budget > 0; i++) {
         hs_job *j = s->active[i];
         if (j->state != HS_JOB_PROMPT)

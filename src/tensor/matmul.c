@@ -18,7 +18,11 @@
  * per chunk, into the thread's share of the scratch. Q4_K and Q6_K batches
  * (a Q4_K_M model) take the same path with their own unpacking and tile
  * kernels (q_k_amx_avx512.c); Q4_K's offsets also need each activation
- * block's sum, computed next to the panels. */
+ * block's sum, computed next to the panels.
+ *
+ * Q4_K's other products (generated tokens, small batches) take AMX too where
+ * it is enabled, with kernels of their own whose bits do not depend on the
+ * number of tokens (matmul_amxg below). */
 #include "tensor/matmul.h"
 
 #include "base/err.h"
@@ -27,6 +31,7 @@
 #include "tensor/qtype_impl.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 void hs_mm_scratch_free(hs_mm_scratch *s) {
@@ -313,6 +318,104 @@ int hs_matmul(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, con
     return hs_matmul_ex(pool, scratch, w, x, ldx, n_tok, y, ldy, 0);
 }
 
+/* ----------------------------------------------- AMX, generated tokens -- */
+
+/* Q4_K products of generated tokens (and of small non-invariant batches)
+ * where AMX is enabled: the activations are quantized to Q8_K; one token
+ * takes hs_q4_k_vec_dot_amxg_avx512 row by row, more are packed into panels
+ * of 8 (q_k_amxg_avx512.c) that every chunk of rows meets while the rows are
+ * in L2. Both give a token the same bits (hs_q4_k_amxg_ref), so a token's
+ * result does not depend on its batch; eight tokens cost about two alone. */
+/* $HESTIA_NO_AMXG keeps Q4_K generation on the dot products and VNNI tiles
+ * (other bits), to compare the two on one binary. Read once. */
+static bool getenv_noamxg(void) {
+    static atomic_int v = -1;
+    int c = atomic_load(&v);
+    if (c < 0) {
+        c = getenv("HESTIA_NO_AMXG") != NULL;
+        atomic_store(&v, c);
+    }
+    return c != 0;
+}
+
+struct amxg_job {
+    const struct hs_mat *w;
+    const char *q;
+    size_t q_row;
+    char *panels;
+    size_t panel_bytes;
+    int n_tok, n_groups;
+    float *y;
+    size_t ldy;
+    long rows_per_chunk, n_chunks;
+    atomic_long next;
+};
+
+static void amxg_pack(void *arg, long g0, long g1) {
+    struct amxg_job *j = arg;
+    for (long g = g0; g < g1; g++) {
+        const int nc = j->n_tok - 8 * (int)g < 8 ? j->n_tok - 8 * (int)g : 8;
+        hs_q4_k_amxg_pack((hs_q4_k_amxg_panel *)(j->panels + (size_t)g * j->panel_bytes),
+                          j->q + (size_t)g * 8 * j->q_row, j->q_row, nc, j->w->n_cols);
+    }
+}
+
+static void amxg_worker(void *arg, int ith, int nth) {
+    struct amxg_job *j = arg;
+    (void)ith;
+    (void)nth;
+    const struct hs_mat *w = j->w;
+    const int n = (int)w->n_cols;
+    for (;;) {
+        const long c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= j->n_chunks)
+            break;
+        const long r0 = c * j->rows_per_chunk;
+        const long r1 = r0 + j->rows_per_chunk < w->n_rows ? r0 + j->rows_per_chunk : (long)w->n_rows;
+        const char *wr = (const char *)w->data + (size_t)r0 * w->row_bytes;
+        if (j->n_tok == 1) {
+            for (long r = r0; r < r1; r++, wr += w->row_bytes)
+                hs_q4_k_vec_dot_amxg_avx512(n, &j->y[r], wr, j->q);
+            continue;
+        }
+        for (int g = 0; g < j->n_groups; g++) {
+            const int nc = j->n_tok - 8 * g < 8 ? j->n_tok - 8 * g : 8;
+            hs_q4_k_amxg_gemm(n, j->y + (size_t)(8 * g) * j->ldy + (size_t)r0, j->ldy, wr, w->row_bytes,
+                              (const hs_q4_k_amxg_panel *)(j->panels + (size_t)g * j->panel_bytes), (int)(r1 - r0),
+                              nc);
+        }
+    }
+}
+
+static int matmul_amxg(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, const float *x, size_t ldx,
+                       int n_tok, float *y, size_t ldy) {
+    struct amxg_job j = {.w = w, .n_tok = n_tok, .y = y, .ldy = ldy};
+    const struct hs_qtype_kernels *kq = hs_qtype_kernels(HS_TYPE_Q8_K);
+    j.q_row = hs_qtype_row_bytes(HS_TYPE_Q8_K, w->n_cols);
+    if (!j.q_row || !kq || !kq->from_float)
+        return HS_EUNSUPPORTED;
+    j.n_groups = (n_tok + 7) / 8;
+    j.panel_bytes = n_tok > 1 ? hs_q4_k_amxg_panel_bytes(w->n_cols) : 0;
+    const size_t q_bytes = (j.q_row * (size_t)n_tok + 63) / 64 * 64;
+    if (scratch_reserve(scratch, q_bytes + j.panel_bytes * (size_t)j.n_groups))
+        return HS_ENOMEM;
+    j.q = scratch->buf;
+    j.panels = (char *)scratch->buf + q_bytes;
+    struct quant_job qj = {x, ldx, n_tok, w->n_cols, scratch->buf, j.q_row, kq->from_float};
+    hs_pool_for(pool, n_tok, 4, quant_rows, &qj);
+    if (n_tok > 1)
+        hs_pool_for(pool, j.n_groups, 1, amxg_pack, &j);
+    /* as for one token: several runs of rows per thread, in whole tiles */
+    const int nth = hs_pool_size(pool);
+    long rows = (long)w->n_rows / ((long)nth * 8);
+    rows = rows < 16 ? 16 : round_up(rows, 16);
+    j.rows_per_chunk = rows;
+    j.n_chunks = ((long)w->n_rows + rows - 1) / rows;
+    atomic_init(&j.next, 0);
+    hs_pool_run_shared(pool, amxg_worker, &j);
+    return HS_OK;
+}
+
 static bool amx_type(int type) {
     return type == HS_TYPE_Q8_0 || type == HS_TYPE_Q4_0 || type == HS_TYPE_Q5_0 || type == HS_TYPE_Q4_K ||
            type == HS_TYPE_Q6_K;
@@ -336,6 +439,10 @@ int hs_matmul_ex(hs_pool *pool, hs_mm_scratch *scratch, const struct hs_mat *w, 
         return HS_EUNSUPPORTED;
     if (amx_ok && amx_type(w->type) && hs_amx_enabled())
         return matmul_amx(pool, scratch, w, x, ldx, n_tok, y, ldy);
+    /* the rest (generated tokens, small batches) of Q4_K: its own AMX
+     * kernel, for every n_tok alike */
+    if (w->type == HS_TYPE_Q4_K && hs_amx_enabled() && !getenv_noamxg())
+        return matmul_amxg(pool, scratch, w, x, ldx, n_tok, y, ldy);
     const void *q = x;
     size_t q_row = ldx * sizeof(float);
     if (qt->vec_dot_type != HS_TYPE_F32) {

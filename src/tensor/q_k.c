@@ -578,6 +578,38 @@ void hs_q4_k_vec_dot_ref(int n, float *s, const void *vx, const void *vy)
     *s = sum;
 }
 
+/* The float steps of hs_q4_k_amxg_gemm (q_k_amxg_avx512.c) and
+ * hs_q4_k_vec_dot_amxg_avx512, which both must reproduce bit for bit: per
+ * parity p, the sub-blocks j = p, p + 2, p + 4, p + 6 give the exact
+ * integers I_p = sum(sc_j * dot_j) and M_p = sum(m_j * B_j); per block
+ * ai_p = fma(I_p, d * yd, ai_p) and am_p = fma(M_p, -dmin * yd, am_p); the
+ * result is (ai_0 + ai_1) + (am_0 + am_1). */
+void hs_q4_k_amxg_ref(int n, float *s, const void *vx, const void *vy)
+{
+    assert(n % HS_QK_K == 0);
+    const hs_block_q4_k *x = vx;
+    const hs_block_q8_k *y = vy;
+    float ai[2] = {0.0f, 0.0f}, am[2] = {0.0f, 0.0f};
+    for (int i = 0; i < n / HS_QK_K; i++) {
+        const float yd = y[i].d;
+        const float dd = hs_fp16_to_f32(x[i].d) * yd, dm = -hs_fp16_to_f32(x[i].dmin) * yd;
+        for (int p = 0; p < 2; p++) {
+            int sumi = 0, summ = 0;
+            for (int j = p; j < 8; j += 2) {
+                int sc, m, dot = 0;
+                hs_q_k_scale_min(x[i].scales, j, &sc, &m);
+                for (int l = 0; l < 32; l++)
+                    dot += q4_k_level(&x[i], 32 * j + l) * y[i].qs[32 * j + l];
+                sumi += sc * dot;
+                summ += m * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+            }
+            ai[p] = fmaf((float)sumi, dd, ai[p]);
+            am[p] = fmaf((float)summ, dm, am[p]);
+        }
+    }
+    *s = (ai[0] + ai[1]) + (am[0] + am[1]);
+}
+
 void hs_q5_k_from_float_ref(const float *x, void *vy, int64_t n)
 {
     assert(n % HS_QK_K == 0);

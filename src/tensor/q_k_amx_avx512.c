@@ -20,7 +20,7 @@
  *
  * Built with the AVX-512 flags; the AMX instructions are enabled per
  * function, and matmul.c calls these only when hs_amx_enabled(). */
-#include "tensor/qtype_impl.h"
+#include "tensor/q_k_avx512_impl.h" /* qk_q45_scales */
 
 #include <immintrin.h>
 #include <string.h>
@@ -87,12 +87,14 @@ void hs_q4_k_amx_rows(hs_amx_k_rows *out, const void *x, size_t bx, int nr, int6
                 _mm256_storeu_si256((__m256i *)(dst + 256 * i + 64 * g + 32),
                                     _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4));
             }
+            /* d * sc_j and -dmin * m_j, all 16 in one multiply */
+            float dm[16];
+            _mm512_storeu_ps(dm, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(qk_q45_scales(xr[i].scales))),
+                                               _mm512_insertf32x8(_mm512_set1_ps(d), _mm256_set1_ps(-dmin), 1)));
             for (int j = 0; j < 8; j++) {
-                int sc, m;
-                hs_q_k_scale_min(xr[i].scales, j, &sc, &m);
                 const size_t at = (size_t)(8 * i + j) * 16 + (size_t)r;
-                out->d[at] = d * (float)sc;
-                out->m[at] = -dmin * (float)m;
+                out->d[at] = dm[j];
+                out->m[at] = dm[8 + j];
             }
         }
     }

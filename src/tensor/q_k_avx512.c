@@ -160,6 +160,52 @@ void hs_q4_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
     *s = qk_hsum_tile(accf);
 }
 
+/* One token of hs_q4_k_amxg_gemm (the AMX kernel for generated tokens), bit
+ * for bit (hs_q4_k_amxg_ref): the integers as in the dot product above,
+ * then per block the four totals I_0, I_1 (scaled sums of the even and odd
+ * sub-blocks) and M_0, M_1 (their mins' sums), each on its own float lane.
+ * In the scale-weighted sums, 128-bit lane L holds weights 16L .. 16L + 15
+ * of every vector, which belong to sub-blocks of parity L / 2: I_0 is the
+ * low half's sum, I_1 the high half's; the mins' lane j has sub-block j. */
+void hs_q4_k_vec_dot_amxg_avx512(int n, float *s, const void *vx, const void *vy)
+{
+    assert(n % HS_QK_K == 0);
+    const hs_block_q4_k *x = vx;
+    const hs_block_q8_k *y = vy;
+    const __m512i idx0 = QK_PAIR_IDX32(0), idx1 = QK_PAIR_IDX32(1);
+    /* lanes [I_0, M_0, I_1, M_1] out of the reduced sums (c) and mins (e) */
+    const __m512i pick = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 8, 16, 0);
+    const __m128 sign = _mm_castsi128_ps(_mm_set_epi32((int)0x80000000u, 0, (int)0x80000000u, 0));
+    __m128 acc = _mm_setzero_ps(); /* [ai_0, am_0, ai_1, am_1] */
+    for (int i = 0; i < n / HS_QK_K; i++) {
+        qk_prefetch(&x[i], sizeof(x[i]));
+        const __m256i v16y = qk_q45_scales(x[i].scales);
+        const __m512i v16 = _mm512_castsi256_si512(v16y);
+        __m512i u[4], scv[2];
+        qk_q4_unpack(x[i].qs, u);
+        scv[0] = _mm512_permutexvar_epi16(idx0, v16);
+        scv[1] = _mm512_permutexvar_epi16(idx1, v16);
+        const __m512i a = qk_dot256(qk_zero(), u, scv, y[i].qs);
+        const __m256i mm = _mm256_madd_epi16(qk_bsums(&y[i]), qk_q45_mins(v16y));
+        /* each 128-bit lane's sum, then lanes 0 + 1 and 2 + 3 */
+        const __m512i a1 = _mm512_add_epi32(a, _mm512_shuffle_epi32(a, 0x4e));
+        const __m512i a2 = _mm512_add_epi32(a1, _mm512_shuffle_epi32(a1, 0xb1));
+        const __m512i c = _mm512_add_epi32(a2, _mm512_shuffle_i32x4(a2, a2, 0xb1));
+        /* mins: even and odd j */
+        const __m256i m1 = _mm256_add_epi32(mm, _mm256_shuffle_epi32(mm, 0x4e));
+        const __m128i e = _mm_add_epi32(_mm256_castsi256_si128(m1), _mm256_extracti128_si256(m1, 1));
+        const __m128i t = _mm512_castsi512_si128(_mm512_permutex2var_epi32(c, pick, _mm512_castsi128_si512(e)));
+        /* [d, dmin, d, dmin] * [yd, -yd, yd, -yd] */
+        uint32_t dd;
+        memcpy(&dd, &x[i].d, 4);
+        const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_set1_epi32((int)dd)), _mm_xor_ps(_mm_set1_ps(y[i].d), sign));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(t), f, acc);
+    }
+    /* (ai_0 + ai_1) + (am_0 + am_1) */
+    const __m128 h = _mm_add_ps(acc, _mm_movehl_ps(acc, acc));
+    *s = _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+
 void hs_q5_k_vec_dot_avx512(int n, float *s, const void *vx, const void *vy)
 {
     assert(n % HS_QK_K == 0);

@@ -345,6 +345,33 @@ void hs_q4_k_amx_gemm(int n, float *s, size_t ldc, const hs_amx_k_rows *rows, co
 void hs_q6_k_amx_gemm(int n, float *s, size_t ldc, const hs_amx_k_rows *rows, const hs_q8_0_amx_panel *panels,
                       size_t panel_stride, const float *sums, size_t sums_stride, int n_groups, int nc_last);
 
+/* Q4_K against Q8_K on AMX tiles for generated tokens (q_k_amxg_avx512.c):
+ * 1 to 8 tokens per call, each token's result independent of the others.
+ * The activations of a group of up to 8 tokens are first packed, per
+ * 256-block: b[g] the tile B of sub-blocks 2g, 2g + 1 (column 2c + p holds
+ * token c's elements of sub-block 2g + p, zeros elsewhere), yd[2c + p] the
+ * token's scale, bb[h] and bb8[h] int16 pairs (B_{4h+p}, B_{4h+2+p}) of the
+ * sub-block sums B (times 8 in bb8) at pair 2c + p. Unused columns zero. */
+typedef struct {
+    int8_t b[4][16][64];
+    float yd[16];
+    int16_t bb[2][32];
+    int16_t bb8[2][32];
+} __attribute__((aligned(64))) hs_q4_k_amxg_panel;
+
+size_t hs_q4_k_amxg_panel_bytes(int64_t n);
+/* nc <= 8 tokens of Q8_K rows q_row bytes apart; out: n / 256 panels. */
+void hs_q4_k_amxg_pack(hs_q4_k_amxg_panel *out, const void *q, size_t q_row, int nc, int64_t n);
+/* s[c * ldc + r] for rows r < nr (any number, bx bytes apart) and the
+ * panels' nc tokens. Needs hs_amx_enabled(). */
+void hs_q4_k_amxg_gemm(int n, float *s, size_t ldc, const void *x, size_t bx, const hs_q4_k_amxg_panel *p,
+                       int nr, int nc);
+/* Its scalar definition for one row and one Q8_K token (q_k.c), and the
+ * same for one token with AVX-512 VNNI, without tiles (q_k_avx512.c): what
+ * a lone generated token uses, as fast as the dot product. */
+void hs_q4_k_amxg_ref(int n, float *s, const void *x, const void *y);
+void hs_q4_k_vec_dot_amxg_avx512(int n, float *s, const void *x, const void *y);
+
 /* end of K-quants */
 
 #endif

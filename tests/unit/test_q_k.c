@@ -840,6 +840,135 @@ static void amx_k_matmul_matches_double_dot(void **state)
     }
 }
 
+/* The AMX kernel for generated Q4_K tokens (hs_q4_k_amxg_gemm) and its
+ * one-token twin (hs_q4_k_vec_dot_amxg_avx512) against their scalar
+ * definition hs_q4_k_amxg_ref, bit for bit, for every group size 1..8 and
+ * every place of a token in its group, rows not a multiple of 16; the
+ * definition against a double dot of the dequantized values (it is the same
+ * arithmetic as the dot product, in another float order). Hand-built blocks
+ * take the integer sums to their bounds: levels all 0 or all 15 with scales
+ * 63 against activations all +127 or -127 (sub-block sums of (q - 8) * y of
+ * -32512 and +28448, which the kernel keeps in 16 bits). Then hs_matmul_ex,
+ * batch-invariant: each token alone gives the bits it gives among 8. */
+static void amxg_matches_its_definition(void **state)
+{
+    (void)state;
+    if (!hs_amx_available()) {
+        print_message("[  SKIP    ] no AMX-INT8 on this CPU or OS\n");
+        skip();
+    }
+    enum { R = 21, T = 10 };
+    const int ns[] = {256, 768};
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const int n = ns[ni];
+        const size_t bx = hs_qtype_row_bytes(HS_TYPE_Q4_K, n), by = hs_qtype_row_bytes(HS_TYPE_Q8_K, n);
+        uint8_t *w = xalloc(bx * R), *act = xalloc(by * T);
+        float *wf = xalloc(sizeof(float) * (size_t)n * R), *xf = xalloc(sizeof(float) * (size_t)n * T);
+        float *yq = xalloc(sizeof(float) * (size_t)n);
+        hs_rng rng;
+        hs_rng_seed(&rng, 900 + (uint64_t)n);
+        for (int r = 0; r < R; r++) {
+            for (int k = 0; k < n; k++) {
+                const float sc = powf(10.0f, -1.0f + 2.0f * (float)((k / 32 + r) % 5) / 4.0f);
+                const float v = sc * hs_rng_normal(&rng);
+                wf[(size_t)r * n + k] = r % 3 == 1 ? fabsf(v) + sc : v;
+            }
+            hs_q4_k_from_float_ref(wf + (size_t)r * n, w + bx * r, n);
+        }
+        /* rows 0 and 1: every level 0 (row 0) or 15 (row 1), scales and mins 63 */
+        for (int r = 0; r < 2; r++)
+            for (int i = 0; i < n / QK; i++) {
+                hs_block_q4_k *b = (hs_block_q4_k *)(w + bx * r) + i;
+                b->d = hs_f32_to_fp16(0.01f);
+                b->dmin = hs_f32_to_fp16(0.02f);
+                memset(b->scales, 0xff, sizeof b->scales);
+                memset(b->qs, r ? 0xff : 0x00, sizeof b->qs);
+            }
+        for (int t = 0; t < T; t++) {
+            for (int k = 0; k < n; k++)
+                xf[(size_t)t * n + k] = t == 0 ? 1.0f : t == 1 ? -1.0f : hs_rng_normal(&rng) + (t % 2 ? 0.5f : 0.0f);
+            hs_q8_k_from_float_ref(xf + (size_t)t * n, act + by * t, n);
+        }
+        float ref[T][R];
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < R; r++) {
+                hs_q4_k_amxg_ref(n, &ref[t][r], w + bx * r, act + by * t);
+                float one;
+                hs_q4_k_vec_dot_amxg_avx512(n, &one, w + bx * r, act + by * t);
+                if (memcmp(&one, &ref[t][r], sizeof one) != 0)
+                    fail_msg("vec_dot_amxg n %d [%d,%d]: %.9g vs ref %.9g", n, r, t, (double)one, (double)ref[t][r]);
+                /* the definition against a double dot of what it multiplies */
+                float *wr = wf + (size_t)r * n;
+                hs_q4_k_to_float(w + bx * r, wr, n);
+                hs_q8_k_to_float(act + by * t, yq, n);
+                double want = 0.0, mag = 0.0;
+                for (int k = 0; k < n; k++) {
+                    want += (double)wr[k] * yq[k];
+                    mag += fabs((double)wr[k] * yq[k]);
+                }
+                if (fabs(ref[t][r] - want) > 1e-5 * mag + 1e-30)
+                    fail_msg("amxg ref n %d [%d,%d]: %.9g vs double dot %.9g", n, r, t, (double)ref[t][r], want);
+            }
+        hs_q4_k_amxg_panel *panel = hs_aligned_alloc(64, hs_q4_k_amxg_panel_bytes(n));
+        assert_non_null(panel);
+        const size_t ldc = R + 3;
+        float *s = xalloc(sizeof(float) * ldc * 8);
+        for (int nc = 1; nc <= 8; nc++)
+            for (int t0 = 0; t0 + nc <= T; t0 += 1 + nc / 2) {
+                hs_q4_k_amxg_pack(panel, act + by * t0, by, nc, n);
+                for (size_t i = 0; i < ldc * 8; i++)
+                    s[i] = NAN;
+                /* rows in two calls: 16 then 5 */
+                hs_q4_k_amxg_gemm(n, s, ldc, w, bx, panel, 16, nc);
+                hs_q4_k_amxg_gemm(n, s + 16, ldc, w + bx * 16, bx, panel, R - 16, nc);
+                for (int c = 0; c < 8; c++)
+                    for (size_t r = 0; r < ldc; r++) {
+                        const float got = s[(size_t)c * ldc + r];
+                        if (c >= nc || (int)r >= R) {
+                            if (!isnan(got))
+                                fail_msg("amxg wrote [%zu,%d] outside %d x %d", r, c, R, nc);
+                        } else if (memcmp(&got, &ref[t0 + c][r], sizeof got) != 0) {
+                            fail_msg("amxg n %d nc %d [%zu,%d]: %.9g vs ref %.9g", n, nc, r, t0 + c, (double)got,
+                                     (double)ref[t0 + c][r]);
+                        }
+                    }
+            }
+        if (hs_amx_enabled()) {
+            hs_pool *pool;
+            assert_int_equal(hs_pool_create(2, &pool), HS_OK);
+            hs_mm_scratch scratch = {0};
+            const struct hs_mat m = {HS_TYPE_Q4_K, n, R, bx, w};
+            float *y8 = xalloc(sizeof(float) * R * 8), *y1 = xalloc(sizeof(float) * R);
+            assert_int_equal(hs_matmul_ex(pool, &scratch, &m, xf + (size_t)2 * n, (size_t)n, 8, y8, R,
+                                          HS_MM_BATCH_INVARIANT),
+                             HS_OK);
+            for (int t = 0; t < 8; t++) {
+                assert_int_equal(hs_matmul_ex(pool, &scratch, &m, xf + (size_t)(2 + t) * n, (size_t)n, 1, y1, R,
+                                              HS_MM_BATCH_INVARIANT),
+                                 HS_OK);
+                for (int r = 0; r < R; r++) {
+                    if (memcmp(&y1[r], &y8[(size_t)t * R + r], sizeof(float)) != 0)
+                        fail_msg("matmul n %d [%d,%d]: alone %.9g, in 8 %.9g", n, r, t, (double)y1[r],
+                                 (double)y8[(size_t)t * R + r]);
+                    if (memcmp(&y1[r], &ref[2 + t][r], sizeof(float)) != 0)
+                        fail_msg("matmul n %d [%d,%d]: %.9g vs ref %.9g", n, r, t, (double)y1[r], (double)ref[2 + t][r]);
+                }
+            }
+            hs_aligned_free(y8);
+            hs_aligned_free(y1);
+            hs_mm_scratch_free(&scratch);
+            hs_pool_free(pool);
+        }
+        hs_aligned_free(panel);
+        hs_aligned_free(s);
+        hs_aligned_free(w);
+        hs_aligned_free(act);
+        hs_aligned_free(wf);
+        hs_aligned_free(xf);
+        hs_aligned_free(yq);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -855,6 +984,7 @@ int main(void)
         cmocka_unit_test(q8_k_fast_quantizers_are_exact),
         cmocka_unit_test(gemm_tiles_match_vec_dot),
         cmocka_unit_test(amx_k_matmul_matches_double_dot),
+        cmocka_unit_test(amxg_matches_its_definition),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
