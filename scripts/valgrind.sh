@@ -30,7 +30,8 @@ if ! command -v valgrind >/dev/null; then
     exit 1
 fi
 bin=$root/hestia
-tests=("$root/tests/test_base" "$root/tests/test_gguf" "$root/tests/test_upstream")
+tests=("$root/tests/test_base" "$root/tests/test_gguf" "$root/tests/test_upstream" "$root/tests/test_csv"
+    "$root/tests/test_experiment")
 echo "valgrind: building $bin and ${tests[*]} (no sanitizers)"
 if ! make --no-print-directory BUILDROOT="$root" SAN=0 -j2 all "${tests[@]}" >"$logdir/build.log" 2>&1; then
     tail -n 30 "$logdir/build.log"
@@ -122,12 +123,16 @@ for t in "${tests[@]}"; do
 done
 
 # The server: a chat, a stream, a completion with logprobs, embeddings, a bad
-# request, a client that hangs up mid-stream, /metrics, then SIGTERM (exit 0,
-# store flushed, everything freed).
+# request, a client that hangs up mid-stream, /metrics, two experiments (an
+# A/B split and a shadow whose copy runs on a worker), the dashboard and its
+# data routes, then SIGTERM (exit 0, store flushed, everything freed).
 serve_check() {
     local start=$SECONDS url pid port="" i rc
-    "${vg[@]}" --log-file="$logdir/serve.log" "$bin" serve -m "$model" --host 127.0.0.1 --port 0 \
-        --port-file "$tmp/port" --store "$tmp/serve.db" --threads 2 --parallel 2 \
+    printf '%s\n' 'experiments:' \
+        '  - {name: vg-ab, route: split, mode: ab, a: default, b: vg-alias, weight: 50%}' \
+        '  - {name: vg-shadow, route: shadowed, mode: shadow, a: default, b: vg-alias}' >"$tmp/serve.yaml"
+    "${vg[@]}" --log-file="$logdir/serve.log" "$bin" serve -m "$model" --alias vg-alias --host 127.0.0.1 --port 0 \
+        --config "$tmp/serve.yaml" --port-file "$tmp/port" --store "$tmp/serve.db" --threads 2 --parallel 2 \
         >"$logdir/serve.out" 2>"$logdir/serve.err" </dev/null &
     pid=$!
     for i in $(seq 1 600); do
@@ -149,6 +154,17 @@ serve_check() {
         -d '{"model":"default","prompt":"Once","max_tokens":400,"stream":true,"ignore_eos":true}' \
         >/dev/null 2>&1
     curl -s -m 60 "$url/metrics" >"$tmp/r6" 2>&1
+    curl -s -m 120 -D "$tmp/h7" "$url/v1/chat/completions" \
+        -d '{"model":"split","user":"u1","messages":[{"role":"user","content":"Hi"}],"max_tokens":4}' >"$tmp/r7" 2>&1
+    curl -s -m 120 "$url/v1/chat/completions" \
+        -d '{"model":"shadowed","messages":[{"role":"user","content":"Hi"}],"max_tokens":4}' >"$tmp/r8" 2>&1
+    for i in $(seq 1 120); do # the shadow copy, answered on its worker
+        curl -s -m 60 "$url/api/experiments" >"$tmp/r9" 2>&1
+        grep -q '"shadow_done": *1' "$tmp/r9" && break
+        sleep 0.5
+    done
+    curl -s -m 60 "$url/api/timeseries" >"$tmp/r10" 2>&1
+    curl -s -m 60 "$url/dashboard" >"$tmp/r11" 2>&1
     kill -TERM "$pid" 2>/dev/null
     wait "$pid"
     rc=$?
@@ -159,6 +175,11 @@ serve_check() {
     grep -q '"embedding"' "$tmp/r4" || bad="$bad embeddings"
     grep -q '"invalid_request_error"' "$tmp/r5" || bad="$bad error object"
     grep -q 'hestia:requests_total' "$tmp/r6" || bad="$bad metrics"
+    grep -qi '^x-hestia-variant: [AB]' "$tmp/h7" && grep -q '"chat.completion"' "$tmp/r7" || bad="$bad experiment"
+    grep -q '"chat.completion"' "$tmp/r8" || bad="$bad shadowed"
+    grep -q '"shadow_done": *1' "$tmp/r9" || bad="$bad shadow-copy"
+    grep -q '"points"' "$tmp/r10" || bad="$bad timeseries"
+    grep -qi '<html' "$tmp/r11" || bad="$bad dashboard"
     if [ -n "$bad" ]; then
         echo "  serve: unexpected answers:$bad (see $tmp)"
         rc=98
