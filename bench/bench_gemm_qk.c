@@ -10,7 +10,7 @@
  *   make BUILDROOT=build/me build/me/libhestia.a
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Isrc bench/bench_gemm_qk.c build/me/libhestia.a -lm -pthread \
  *      -o /tmp/bench_gemm_qk
- *   /tmp/bench_gemm_qk [reps=31] [amxg]
+ *   /tmp/bench_gemm_qk [reps=31] [amxg|head]
  * Where AMX is enabled it also times the Q4_K generation kernels on AMX
  * (q_k_amxg_avx512.c) and checks their bits against hs_q4_k_amxg_ref;
  * "amxg" prints only that part. */
@@ -92,7 +92,7 @@ int main(int argc, char **argv)
 {
     int reps = 31;
     if (argc > 1 && hs_parse_int(argv[1], 1, 10000, &reps) != HS_OK) {
-        fprintf(stderr, "usage: bench_gemm_qk [reps [amxg]]\n");
+        fprintf(stderr, "usage: bench_gemm_qk [reps [amxg|head]]\n");
         return 1;
     }
     if (hs_cpu_level() < HS_CPU_AVX512) { /* the kernels below are called by name */
@@ -104,6 +104,25 @@ int main(int argc, char **argv)
         {"q6_K", sizeof(hs_block_q6_k), hs_q6_k_from_float_ref, hs_q6_k_vec_dot_avx512, hs_q6_k_gemm_avx512},
         {"q5_K", sizeof(hs_block_q5_k), hs_q5_k_from_float_ref, hs_q5_k_vec_dot_avx512, hs_q5_k_gemm_avx512},
     };
+    /* bench_gemm_qk REPS amxg: the AMX generation kernel's table only;
+     * bench_gemm_qk REPS head: Q6_K at the output head's size (a Q4_K_M
+     * model's largest matrix, far beyond the caches), 1 and 8 tokens */
+    if (argc > 2 && strcmp(argv[2], "head") == 0) {
+        const int rows = 65536, cols = 2048;
+        size_t rb, ab;
+        char *w = make_matrix(kinds[1].quant, kinds[1].bytes, rows, cols, &rb);
+        char *act = make_act(16, cols, &ab);
+        float *out = malloc(sizeof(float) * (size_t)rows * 16);
+        const double one = bench(&kinds[1], w, rb, rows, cols, act, ab, 0, out, reps);
+        const double g1 = bench(&kinds[1], w, rb, rows, cols, act, ab, 1, out, reps);
+        const double g8 = bench(&kinds[1], w, rb, rows, cols, act, ab, 8, out, reps);
+        printf("q6_K %5dx%-5d vec_dot %7.3f  gemm1 %7.3f  gemm8 %7.3f (%4.2f x vec_dot)\n", rows, cols, one * 1e3,
+               g1 * 1e3, g8 * 1e3, g8 / one);
+        free(w);
+        free(act);
+        free(out);
+        return 0;
+    }
     const int shapes[][2] = {{8192, 2048}, {2048, 2048}};
     const int toks[] = {0, 1, 2, 4, 8, 16};
     printf("ms per matrix, 1 thread (CPU time, median of %d); (x) = per-token cost / vec_dot's\n", reps);
@@ -111,7 +130,6 @@ int main(int argc, char **argv)
     for (size_t t = 1; t < sizeof(toks) / sizeof(toks[0]); t++)
         printf("   gemm%-2d (x)   ", toks[t]);
     printf("\n");
-    /* bench_gemm_qk REPS amxg: the AMX generation kernel's table only */
     const bool only_amxg = argc > 2 && strcmp(argv[2], "amxg") == 0;
     for (size_t k = 0; k < (only_amxg ? 0 : sizeof(kinds) / sizeof(kinds[0])); k++) {
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
