@@ -27,30 +27,10 @@ else
     model=$(hs_model_tiny) || exit 1
 fi
 
+python3 tests/integration/tools/topic_prompts.py "$HS_TMP" || fail "topic_prompts.py failed"
 python3 - "$HS_TMP" <<'EOF'
-import itertools, json, random, sys
+import json, sys
 d = sys.argv[1]
-fire = ["%s %s%s" % p for p in itertools.product(
-    ["The fire", "A house fire", "The forest fire", "The kitchen fire", "A warehouse fire"],
-    ["spread to the roof", "trapped two people upstairs", "was reported by a neighbour",
-     "blocked the main exit", "filled the hallway with smoke", "reached the gas tank",
-     "burned through the night", "forced the school to evacuate"],
-    ["; call the fire brigade.", "; leave the building now.", "; the firefighters are on their way."])]
-cook = ["%s %s%s" % p for p in itertools.product(
-    ["The soup", "A chocolate cake", "The pasta sauce", "The roast chicken", "A loaf of bread"],
-    ["needs more salt and pepper", "should bake for forty minutes", "tastes better with fresh basil",
-     "was stirred with a wooden spoon", "rests before it is sliced", "simmers on a low heat",
-     "is served with warm butter", "needs a cup of flour and two eggs"],
-    ["; enjoy the meal.", "; serve it hot.", "; the guests are hungry."])]
-rng = random.Random(7)
-rng.shuffle(fire)
-rng.shuffle(cook)
-with open(d + "/ref.txt", "w") as f:
-    f.writelines(t + "\n" for t in fire[:40])
-with open(d + "/fire.txt", "w") as f:
-    f.writelines(t + "\n" for t in fire[40:80])
-with open(d + "/cook.txt", "w") as f:
-    f.writelines(t + "\n" for t in cook[:40])
 items = [{"question": "How far from a gas leak?", "expected": "Keep 50 metres away.",
           "facts": ["zyzzyva 50 metres"]},
          {"question": "Which exit?", "expected": "Zebra jukebox 987 quartz.", "facts": ["987 quartz"]}]
