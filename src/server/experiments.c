@@ -141,10 +141,14 @@ static void sync_from_store(hs_server *s, struct srv_exp *e)
 {
     struct hs_exp_state st;
     hs_err err = {0};
-    if (hs_store_exp_get(s->store, e->def.name, NULL, &st, &err))
-        return;
     struct srv_exps *x = s->exps;
+    /* read under change_mu: a change of ours between the read and the
+       compare would otherwise be undone by the older stored state */
     pthread_mutex_lock(&x->change_mu);
+    if (hs_store_exp_get(s->store, e->def.name, NULL, &st, &err)) {
+        pthread_mutex_unlock(&x->change_mu);
+        return;
+    }
     pthread_mutex_lock(&x->mu);
     bool changed = st.updated_ms != e->st.updated_ms || st.status != e->st.status || st.weight_b != e->st.weight_b;
     if (changed)
