@@ -2,6 +2,7 @@
  * What the store wrote is read back through a separate SQLite connection
  * (and libsodium for the key hash), not through the store's own queries. */
 #include "test_util.h"
+#include "store_util.h"
 
 #include "base/clock.h"
 #include "ops/store.h"
@@ -14,40 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* A fresh store file per test. */
-static char *fresh_path(const char *name)
-{
-    char *p = hs_test_tmpfile(name);
-    unlink(p);
-    return p;
-}
-
-static hs_store *open_ok(const char *path)
-{
-    hs_store *s = NULL;
-    hs_err err = {0};
-    int rc = hs_store_open(path, &s, &err);
-    if (rc)
-        print_message("open %s: %s\n", path, err.msg);
-    assert_int_equal(rc, HS_OK);
-    assert_non_null(s);
-    return s;
-}
-
-/* The first column of the first row of sql on a connection of our own. */
-static int64_t query_i64(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
 
 static char *query_text(const char *path, const char *sql)
 {
@@ -86,10 +53,10 @@ static struct hs_request_record record(const char *id, int64_t ts)
 static void schema_is_created_versioned_and_reopened(void **state)
 {
     (void)state;
-    char *path = fresh_path("schema.db");
-    hs_store_close(open_ok(path));
+    char *path = hs_test_fresh_path("schema.db");
+    hs_store_close(hs_test_store_open(path));
 
-    assert_true(query_i64(path, "PRAGMA user_version") >= 1);
+    assert_true(hs_test_sql_i64(path, "PRAGMA user_version") >= 1);
     char *mode = query_text(path, "PRAGMA journal_mode");
     assert_string_equal(mode, "wal");
     free(mode);
@@ -102,25 +69,25 @@ static void schema_is_created_versioned_and_reopened(void **state)
         char sql[160];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('requests') WHERE name = '%s'",
                  cols[i]);
-        assert_int_equal(query_i64(path, sql), 1);
+        assert_int_equal(hs_test_sql_i64(path, sql), 1);
     }
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM pragma_table_info('bodies') WHERE name IN "
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(*) FROM pragma_table_info('bodies') WHERE name IN "
                                      "('request_id', 'request', 'response')"),
                      3);
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM pragma_table_info('api_keys') WHERE name IN "
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(*) FROM pragma_table_info('api_keys') WHERE name IN "
                                      "('name', 'scope', 'hash', 'prefix', 'created_ms', 'revoked_ms')"),
                      6);
-    int64_t v1 = query_i64(path, "PRAGMA user_version");
+    int64_t v1 = hs_test_sql_i64(path, "PRAGMA user_version");
 
     /* reopening keeps the data and the version */
-    hs_store *s = open_ok(path);
+    hs_store *s = hs_test_store_open(path);
     struct hs_request_record r = record("a", 1000);
     assert_int_equal(hs_store_log_request(s, &r, NULL), HS_OK);
     hs_store_close(s);
-    s = open_ok(path);
+    s = hs_test_store_open(path);
     assert_int_equal(hs_store_count_requests(s, NULL), 1);
     hs_store_close(s);
-    assert_int_equal(query_i64(path, "PRAGMA user_version"), v1);
+    assert_int_equal(hs_test_sql_i64(path, "PRAGMA user_version"), v1);
 
     /* a file from a newer hestia is refused, not damaged */
     sqlite3 *db;
@@ -135,7 +102,7 @@ static void schema_is_created_versioned_and_reopened(void **state)
     free(path);
 
     /* a file that is not a database */
-    char *junk = fresh_path("junk.db");
+    char *junk = hs_test_fresh_path("junk.db");
     FILE *f = fopen(junk, "w");
     assert_non_null(f);
     for (int i = 0; i < 512; i++)
@@ -178,8 +145,8 @@ static void *produce(void *arg)
 static void records_from_8_threads_are_all_stored_once(void **state)
 {
     (void)state;
-    char *path = fresh_path("load.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("load.db");
+    hs_store *s = hs_test_store_open(path);
     pthread_t th[N_THREADS];
     struct producer p[N_THREADS];
     for (int t = 0; t < N_THREADS; t++) {
@@ -193,8 +160,8 @@ static void records_from_8_threads_are_all_stored_once(void **state)
     }
     hs_store_flush(s);
     /* read by another connection: flush must mean committed */
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM requests"), N_THREADS * PER_THREAD);
-    assert_int_equal(query_i64(path, "SELECT count(DISTINCT id) FROM requests"), N_THREADS * PER_THREAD);
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(*) FROM requests"), N_THREADS * PER_THREAD);
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(DISTINCT id) FROM requests"), N_THREADS * PER_THREAD);
     /* each thread's records, each with the numbers it was given */
     for (int t = 0; t < N_THREADS; t++) {
         char sql[200];
@@ -202,10 +169,10 @@ static void records_from_8_threads_are_all_stored_once(void **state)
                  "SELECT count(*) FROM requests WHERE id LIKE 't%d-%%' AND tokens_in = %d"
                  " AND tokens_out = CAST(substr(id, 4) AS INTEGER)",
                  t, t);
-        assert_int_equal(query_i64(path, sql), PER_THREAD);
+        assert_int_equal(hs_test_sql_i64(path, sql), PER_THREAD);
     }
     /* fields: a negative time is NULL, others as given */
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM requests WHERE queue_ms IS NULL AND ttft_ms = 12.5"
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(*) FROM requests WHERE queue_ms IS NULL AND ttft_ms = 12.5"
                                      " AND latency_ms = 40.25 AND status = 200 AND stream = 0"),
                      N_THREADS * PER_THREAD);
     assert_int_equal(hs_store_count_requests(s, NULL), N_THREADS * PER_THREAD);
@@ -218,8 +185,8 @@ static void records_from_8_threads_are_all_stored_once(void **state)
 static void duplicate_id_makes_one_row(void **state)
 {
     (void)state;
-    char *path = fresh_path("dup.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("dup.db");
+    hs_store *s = hs_test_store_open(path);
     struct hs_request_record r = record("same-id", 1000);
     r.request_body = "first";
     assert_int_equal(hs_store_log_request(s, &r, NULL), HS_OK);
@@ -230,9 +197,9 @@ static void duplicate_id_makes_one_row(void **state)
     /* and once more in the same batch */
     assert_int_equal(hs_store_log_request(s, &r, NULL), HS_OK);
     hs_store_flush(s);
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM requests WHERE id = 'same-id'"), 1);
-    assert_int_equal(query_i64(path, "SELECT status FROM requests WHERE id = 'same-id'"), 200);
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM bodies"), 1);
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(*) FROM requests WHERE id = 'same-id'"), 1);
+    assert_int_equal(hs_test_sql_i64(path, "SELECT status FROM requests WHERE id = 'same-id'"), 200);
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(*) FROM bodies"), 1);
     char *b = query_text(path, "SELECT request FROM bodies");
     assert_string_equal(b, "first");
     free(b);
@@ -248,8 +215,8 @@ static void duplicate_id_makes_one_row(void **state)
 static void close_flushes(void **state)
 {
     (void)state;
-    char *path = fresh_path("close.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("close.db");
+    hs_store *s = hs_test_store_open(path);
     for (int i = 0; i < 300; i++) {
         char id[16];
         snprintf(id, sizeof id, "c%d", i);
@@ -257,7 +224,7 @@ static void close_flushes(void **state)
         assert_int_equal(hs_store_log_request(s, &r, NULL), HS_OK);
     }
     hs_store_close(s);
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM requests"), 300);
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(*) FROM requests"), 300);
     free(path);
 }
 
@@ -307,8 +274,8 @@ static bool file_contains(const char *path, const char *needle)
 static void keys_create_verify_revoke(void **state)
 {
     (void)state;
-    char *path = fresh_path("keys.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("keys.db");
+    hs_store *s = hs_test_store_open(path);
     hs_err err = {0};
     assert_int_equal(hs_store_key_count(s), 0);
 
@@ -354,7 +321,7 @@ static void keys_create_verify_revoke(void **state)
     char sql[200];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM api_keys WHERE name = 'alice' AND lower(hex(hash)) = '%s'", hex);
-    assert_int_equal(query_i64(path, sql), 1);
+    assert_int_equal(hs_test_sql_i64(path, sql), 1);
 
     /* names: unique among active keys, checked characters, scopes */
     char k3[HS_STORE_KEY_CAP];
@@ -418,11 +385,11 @@ static double wait_for_verify(hs_store *s, const char *key, bool want, double ma
 static void key_from_another_handle_is_seen_within_2s(void **state)
 {
     (void)state;
-    char *path = fresh_path("keys2.db");
-    hs_store *server = open_ok(path);
+    char *path = hs_test_fresh_path("keys2.db");
+    hs_store *server = hs_test_store_open(path);
     assert_false(hs_store_key_verify(server, "hs-nothing-yet", NULL));
 
-    hs_store *cli = open_ok(path);
+    hs_store *cli = hs_test_store_open(path);
     char key[HS_STORE_KEY_CAP];
     assert_int_equal(hs_store_key_create(cli, "ci", HS_SCOPE_USER, key, sizeof key, NULL), HS_OK);
     hs_store_close(cli);
@@ -430,7 +397,7 @@ static void key_from_another_handle_is_seen_within_2s(void **state)
     print_message("new key seen after %.2f s\n", t);
     assert_true(t >= 0 && t <= 2.6);
 
-    cli = open_ok(path);
+    cli = hs_test_store_open(path);
     assert_int_equal(hs_store_key_revoke(cli, "ci", NULL), HS_OK);
     hs_store_close(cli);
     t = wait_for_verify(server, key, false, 3.0);
@@ -462,8 +429,8 @@ static void *verify_many(void *arg)
 static void verify_is_thread_safe(void **state)
 {
     (void)state;
-    char *path = fresh_path("keys3.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("keys3.db");
+    hs_store *s = hs_test_store_open(path);
     char good[HS_STORE_KEY_CAP], other[HS_STORE_KEY_CAP];
     assert_int_equal(hs_store_key_create(s, "good", HS_SCOPE_USER, good, sizeof good, NULL), HS_OK);
     char bad[HS_STORE_KEY_CAP];
@@ -514,8 +481,8 @@ static char *upper_redactor(void *user, const char *text)
 static void default_redactor_masks_tokens_keys_and_mail(void **state)
 {
     (void)state;
-    char *path = fresh_path("redact.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("redact.db");
+    hs_store *s = hs_test_store_open(path);
     expect_redacted(s, "Authorization: Bearer abcDEF123456._-~+/=", "Authorization: Bearer [REDACTED]");
     expect_redacted(s, "{\"h\":\"bearer  tok3nTok3nTok3n\"}", "{\"h\":\"bearer  [REDACTED]\"}");
     expect_redacted(s, "use sk-proj-AbCdEfGhIjKlMnOpQrSt12 now", "use [REDACTED] now");
@@ -559,7 +526,7 @@ static void default_redactor_masks_tokens_keys_and_mail(void **state)
     assert_string_equal(b, "QUIET");
     free(b);
     assert_int_equal(
-        query_i64(path, "SELECT count(*) FROM bodies WHERE request_id = 'r2' AND response IS NULL"), 1);
+        hs_test_sql_i64(path, "SELECT count(*) FROM bodies WHERE request_id = 'r2' AND response IS NULL"), 1);
     hs_store_close(s);
     free(path);
 }
@@ -569,8 +536,8 @@ static void default_redactor_masks_tokens_keys_and_mail(void **state)
 static void export_round_trips_through_json(void **state)
 {
     (void)state;
-    char *path = fresh_path("export.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("export.db");
+    hs_store *s = hs_test_store_open(path);
     /* logged out of time order; exported oldest first */
     struct hs_request_record a = record("late", 3000);
     a.key_name = "alice";

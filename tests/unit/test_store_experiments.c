@@ -4,6 +4,7 @@
  * from the records we wrote (percentiles by the type-7 formula by hand);
  * expert scores go in all or nothing; shadow results and their summary. */
 #include "test_util.h"
+#include "store_util.h"
 
 #include "base/mem.h"
 #include "ops/store_experiments.h"
@@ -15,35 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static char *fresh_path(const char *name)
-{
-    char *p = hs_test_tmpfile(name);
-    unlink(p);
-    return p;
-}
-
-static hs_store *open_ok(const char *path)
-{
-    hs_store *s = NULL;
-    hs_err err = {0};
-    if (hs_store_open(path, &s, &err))
-        fail_msg("open %s: %s", path, err.msg);
-    return s;
-}
-
-static int64_t query_i64(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
 
 static struct hs_experiment canary_def(void)
 {
@@ -77,9 +49,9 @@ static void collect_event(void *user, const struct hs_exp_event *ev)
 static void state_and_history_survive_reopen(void **state)
 {
     (void)state;
-    char *path = fresh_path("exp_state.db");
-    hs_store *s = open_ok(path);
-    assert_int_equal(query_i64(path, "PRAGMA user_version") >= 4, 1);
+    char *path = hs_test_fresh_path("exp_state.db");
+    hs_store *s = hs_test_store_open(path);
+    assert_int_equal(hs_test_sql_i64(path, "PRAGMA user_version") >= 4, 1);
     struct hs_experiment e = canary_def();
     struct hs_exp_state st;
     bool created = false;
@@ -105,7 +77,7 @@ static void state_and_history_survive_reopen(void **state)
 
     /* as after a restart: the same definition is ensured again, and the
        stored state comes back, not a fresh one */
-    s = open_ok(path);
+    s = hs_test_store_open(path);
     struct hs_exp_state back;
     created = true;
     assert_int_equal(hs_store_exp_ensure(s, &e, 999999999, &back, &created, &err), HS_OK);
@@ -123,7 +95,7 @@ static void state_and_history_survive_reopen(void **state)
                                  "rollback@3606000:0.00:B error rate 12.0% > 2 x A's 3.0% (n=120);");
     hs_store_close(s);
     /* the columns a person queries agree with the state */
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM experiments WHERE status = 'rolled_back'"), 1);
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(*) FROM experiments WHERE status = 'rolled_back'"), 1);
     free(path);
 }
 
@@ -132,8 +104,8 @@ static void state_and_history_survive_reopen(void **state)
 static void changed_weight_applies_to_an_active_ab_test(void **state)
 {
     (void)state;
-    char *path = fresh_path("exp_weight.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("exp_weight.db");
+    hs_store *s = hs_test_store_open(path);
     struct hs_experiment e;
     hs_err err = {0};
     assert_int_equal(
@@ -210,8 +182,8 @@ static void log_one(hs_store *s, const char *id, const char *variant, int status
 static void aggregates_match_the_records(void **state)
 {
     (void)state;
-    char *path = fresh_path("exp_stats.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("exp_stats.db");
+    hs_store *s = hs_test_store_open(path);
     /* B: 30 requests, latencies 100, 117, 134, ... (a step of 17), every 10th
        an error, every 6th flagged, confidence 0.5 + i/100 */
     double lat[30];
@@ -261,7 +233,7 @@ static void aggregates_match_the_records(void **state)
     worse[1] = (struct hs_eval_score){"a-03", NULL, "carol", 6, 3, NULL, 0};
     assert_int_equal(hs_store_eval_add(s, worse, 2, &bad, &err), HS_EINVAL);
     assert_int_equal(bad, 1);
-    assert_int_equal(query_i64(path, "SELECT count(*) FROM eval_scores WHERE rater = 'carol'"), 0);
+    assert_int_equal(hs_test_sql_i64(path, "SELECT count(*) FROM eval_scores WHERE rater = 'carol'"), 0);
     /* a second score by the same rater replaces the first */
     struct hs_eval_score again = {"b-01", NULL, "alice", 5, 5, NULL, 0};
     assert_int_equal(hs_store_eval_add(s, &again, 1, NULL, &err), HS_OK);
@@ -309,7 +281,7 @@ static void aggregates_match_the_records(void **state)
     hs_exp_variant_stats_free(&a);
     hs_store_close(s);
     assert_int_equal(
-        query_i64(path, "SELECT count(*) FROM requests WHERE experiment = 'canary1' AND variant = 'B'"), 31);
+        hs_test_sql_i64(path, "SELECT count(*) FROM requests WHERE experiment = 'canary1' AND variant = 'B'"), 31);
     free(path);
 }
 
@@ -330,8 +302,8 @@ static void collect_cand(void *user, const struct hs_eval_candidate *c)
 static void candidates_are_records_with_bodies(void **state)
 {
     (void)state;
-    char *path = fresh_path("exp_cand.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("exp_cand.db");
+    hs_store *s = hs_test_store_open(path);
     log_one(s, "x1", "B", 200, NULL, 10, NULL, -1, "{\"q\":1}", "{\"a\":1}");
     log_one(s, "x2", "B", 200, NULL, 10, NULL, -1, NULL, NULL);
     log_one(s, "x3", "A", 200, NULL, 10, NULL, -1, "{\"q\":3}", NULL);
@@ -363,8 +335,8 @@ static void collect_dis(void *user, const struct hs_shadow_result *r)
 static void shadow_results_and_summary(void **state)
 {
     (void)state;
-    char *path = fresh_path("exp_shadow.db");
-    hs_store *s = open_ok(path);
+    char *path = hs_test_fresh_path("exp_shadow.db");
+    hs_store *s = hs_test_store_open(path);
     hs_err err = {0};
     const double sims[] = {0.95, 0.9, 0.3, 0.85, 0.1, -1};
     for (int i = 0; i < 6; i++) {

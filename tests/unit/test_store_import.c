@@ -3,6 +3,7 @@
  * nothing on a bad line (the store's rows counted through a connection of our
  * own), duplicate ids, --skip-existing, type checks. */
 #include "test_util.h"
+#include "store_util.h"
 
 #include "ops/store.h"
 #include "ops/store_feedback.h"
@@ -14,50 +15,19 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *fresh_path(const char *name)
-{
-    char *p = hs_test_tmpfile(name);
-    unlink(p);
-    return p;
-}
-
-static hs_store *open_ok(const char *path)
-{
-    hs_store *s = NULL;
-    hs_err err = {0};
-    assert_int_equal(hs_store_open(path, &s, &err), HS_OK);
-    return s;
-}
-
 static int64_t count(const char *path, const char *table)
 {
-    sqlite3 *db;
     char sql[64];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return hs_test_sql_i64(path, sql);
 }
 
 /* Rows of requests matching a condition. */
 static int64_t count_where(const char *path, const char *cond)
 {
-    sqlite3 *db;
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM requests WHERE %s", cond);
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return hs_test_sql_i64(path, sql);
 }
 
 /* Occurrences of needle in s. */
@@ -92,8 +62,8 @@ static int import_str(hs_store *s, const char *text, bool skip, struct hs_import
 static void export_import_export_is_identical(void **state)
 {
     (void)state;
-    char *pa = fresh_path("imp_a.db"), *pb = fresh_path("imp_b.db");
-    hs_store *a = open_ok(pa);
+    char *pa = hs_test_fresh_path("imp_a.db"), *pb = hs_test_fresh_path("imp_b.db");
+    hs_store *a = hs_test_store_open(pa);
     hs_err err = {0};
     struct hs_request_record r = {
         .id = "one", .ts_ms = 1700000000123, .endpoint = "/v1/chat/completions", .key_name = "alice",
@@ -119,7 +89,7 @@ static void export_import_export_is_identical(void **state)
     assert_non_null(strstr(e1, "\"feedback\":{\"value\":1,\"comment\":null,\"ts_ms\":1700000005000,"
                                "\"updated_ms\":1700000009000}"));
 
-    hs_store *b = open_ok(pb);
+    hs_store *b = hs_test_store_open(pb);
     struct hs_import_stats st;
     assert_int_equal(import_str(b, e1, false, &st, &err), HS_OK);
     assert_int_equal(st.records, 2);
@@ -149,8 +119,8 @@ static void export_import_export_is_identical(void **state)
 static void a_bad_line_imports_nothing(void **state)
 {
     (void)state;
-    char *p = fresh_path("imp_bad.db");
-    hs_store *s = open_ok(p);
+    char *p = hs_test_fresh_path("imp_bad.db");
+    hs_store *s = hs_test_store_open(p);
     hs_err err = {0};
     static const struct {
         const char *line, *msg;
