@@ -5,6 +5,7 @@
 #include "engine/sched_impl.h"
 
 #include "base/mem.h"
+#include "model/ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,16 +13,11 @@
 
 /* ln of the softmax of the raw logits (before penalties and temperature) at
  * `chosen`, and the k most likely tokens (ties: lower id first), best first.
- * The normaliser is summed in double: 150k terms in float lose digits. */
+ * Every generated token takes this (the record's confidence), so the
+ * normaliser is the vector kernel's (hs_log_sum_exp: summed in double). */
 static void logprobs(const float *l, int n, int32_t chosen, int k, struct hs_job_event *ev)
 {
-    float mx = l[0];
-    for (int i = 1; i < n; i++)
-        mx = l[i] > mx ? l[i] : mx;
-    double sum = 0.0;
-    for (int i = 0; i < n; i++)
-        sum += exp((double)l[i] - (double)mx);
-    const double lse = (double)mx + log(sum);
+    const double lse = hs_log_sum_exp(l, n);
     ev->chosen.id = chosen;
     ev->chosen.logprob = (float)((double)l[chosen] - lse);
     /* Insertion into a sorted array of at most k: most logits lose against

@@ -60,6 +60,7 @@ static void pick(void) {
     g_ops.scores_f32 = hs_attn_scores_f32_ref;
     g_ops.softmax = hs_softmax_ref;
     g_ops.silu_mul = hs_silu_mul_ref;
+    g_ops.log_sum_exp = hs_log_sum_exp_ref;
     enum hs_cpu_level lv = hs_cpu_level();
     if (lv >= HS_CPU_AVX2) {
         g_ops.impl = "avx2";
@@ -69,6 +70,7 @@ static void pick(void) {
         g_ops.scores_f32 = hs_attn_scores_f32_avx2;
         g_ops.softmax = hs_softmax_avx2;
         g_ops.silu_mul = hs_silu_mul_avx2;
+        g_ops.log_sum_exp = hs_log_sum_exp_avx2;
     }
     if (lv >= HS_CPU_AVX512) {
         g_ops.impl = "avx512";
@@ -78,6 +80,7 @@ static void pick(void) {
         g_ops.scores_f32 = hs_attn_scores_f32_avx512;
         g_ops.softmax = hs_softmax_avx512;
         g_ops.silu_mul = hs_silu_mul_avx512;
+        g_ops.log_sum_exp = hs_log_sum_exp_avx512;
     }
 }
 
@@ -119,6 +122,20 @@ void hs_silu_mul_ref(float *g, const float *u, size_t n) {
 void hs_silu_mul(float *g, const float *u, size_t n) { hs_ops_get()->silu_mul(g, u, n); }
 
 void hs_softmax(float *x, int n) { hs_ops_get()->softmax(x, n); }
+
+double hs_log_sum_exp(const float *x, int n) { return hs_ops_get()->log_sum_exp(x, n); }
+
+double hs_log_sum_exp_ref(const float *x, int n) {
+    float mx = x[0];
+    for (int i = 1; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    if (!isfinite(mx))
+        return mx;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)x[i] - (double)mx);
+    return (double)mx + log(sum);
+}
 
 void hs_softmax_ref(float *x, int n) {
     float max = x[0];

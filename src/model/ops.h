@@ -37,6 +37,12 @@ typedef void (*hs_attn_wsum_fn)(int n_kv, int hd, int g, const float *w, size_t 
 typedef void (*hs_exp_fn)(float *y, const float *x, size_t n);
 typedef void (*hs_softmax_fn)(float *x, int n);
 typedef void (*hs_silu_mul_fn)(float *g, const float *u, size_t n);
+/* ln(sum(e^x[i])) over n >= 1 values, as max + ln(sum(e^(x - max))) with
+ * the sum in double (a row of 150k logits summed in float loses digits):
+ * the normaliser of a softmax, for log-probabilities. Every e^ within 1 ulp
+ * (hs_exp_fn), so the result is within a few 1e-7 of the exact value. A row
+ * whose max is not finite gives that max. */
+typedef double (*hs_log_sum_exp_fn)(const float *x, int n);
 
 struct hs_ops {
     const char *impl;
@@ -46,6 +52,7 @@ struct hs_ops {
     hs_attn_wsum_fn wsum_f32;     /* vT is float */
     hs_softmax_fn softmax;
     hs_silu_mul_fn silu_mul;
+    hs_log_sum_exp_fn log_sum_exp;
 };
 
 /* Best kernels for this CPU ($HESTIA_CPU caps the level). Thread-safe. */
@@ -89,6 +96,12 @@ void hs_softmax(float *x, int n);
 void hs_softmax_ref(float *x, int n);
 void hs_softmax_avx2(float *x, int n);
 void hs_softmax_avx512(float *x, int n);
+
+/* hs_log_sum_exp_fn: the best kernel for this CPU, and each level's. */
+double hs_log_sum_exp(const float *x, int n);
+double hs_log_sum_exp_ref(const float *x, int n);
+double hs_log_sum_exp_avx2(const float *x, int n);
+double hs_log_sum_exp_avx512(const float *x, int n);
 
 void hs_exp_ref(float *y, const float *x, size_t n);
 void hs_exp_avx2(float *y, const float *x, size_t n);

@@ -195,6 +195,33 @@ void hs_softmax_avx512(float *x, int n) {
         _mm512_mask_storeu_ps(x + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), inv));
 }
 
+/* The sum in two double accumulators of 8 lanes, each e^ widened exactly. */
+double hs_log_sum_exp_avx512(const float *x, int n) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + i));
+    const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    if (i < n)
+        vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail, x + i));
+    const float m = _mm512_reduce_max_ps(vmax);
+    if (!isfinite(m))
+        return m;
+    const __m512 mx = _mm512_set1_ps(m);
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
+        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    if (i < n) {
+        const __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(mx, tail, x + i), mx)));
+        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    return (double)m + log(_mm512_reduce_add_pd(_mm512_add_pd(lo, hi)));
+}
+
 void hs_silu_mul_avx512(float *g, const float *u, size_t n) {
     const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
     size_t i = 0;

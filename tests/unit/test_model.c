@@ -699,6 +699,62 @@ static void exp_softmax_silu_kernels_are_accurate(void **state) {
     free(u);
 }
 
+/* ln(sum(e^x)) of every level against a long-double definition: lengths
+ * around the vector widths (tails), a vocabulary-sized row of logits, rows
+ * with -inf entries (masked tokens) and huge spreads, and rows whose max is
+ * not finite (the max comes back). */
+static void log_sum_exp_kernels_are_accurate(void **state) {
+    (void)state;
+    struct level {
+        const char *name;
+        bool ok;
+        hs_log_sum_exp_fn lse;
+    } lv[] = {
+        {"ref", true, hs_log_sum_exp_ref},
+        {"avx2", hs_cpu_level() >= HS_CPU_AVX2, hs_log_sum_exp_avx2},
+        {"avx512", hs_cpu_level() >= HS_CPU_AVX512, hs_log_sum_exp_avx512},
+    };
+    enum { N = 150001 };
+    float *x = malloc(N * sizeof(float));
+    assert_non_null(x);
+    const int lens[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000, N};
+    for (size_t k = 0; k < sizeof lv / sizeof lv[0]; k++) {
+        if (!lv[k].ok)
+            continue;
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+            for (int kind = 0; kind < 3; kind++) {
+                const int n = lens[li];
+                uint64_t r = 0x9e3779b97f4a7c15ull + (uint64_t)(n * 3 + kind);
+                for (int i = 0; i < n; i++) {
+                    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+                    const float u = (float)((double)(r >> 11) / 9007199254740992.0);
+                    /* kind 0: logits in [-10, 10]; 1: a spread of 200 (most
+                     * terms underflow); 2: every third masked to -inf */
+                    x[i] = kind == 1 ? -150.0f + 200.0f * u : 20.0f * u - 10.0f;
+                    if (kind == 2 && i % 3 == 1)
+                        x[i] = -INFINITY;
+                }
+                long double mx = x[0], sum = 0;
+                for (int i = 1; i < n; i++)
+                    mx = x[i] > mx ? x[i] : mx;
+                for (int i = 0; i < n; i++)
+                    sum += expl((long double)x[i] - mx);
+                const double want = (double)(mx + logl(sum)), got = lv[k].lse(x, n);
+                if (!(fabs(got - want) <= 1e-6 * (1.0 + fabs(want))))
+                    fail_msg("%s log_sum_exp n %d kind %d: %.12g, expected %.12g", lv[k].name, n, kind, got, want);
+            }
+        /* a max that is not finite comes back as it is */
+        x[0] = 1.0f, x[1] = INFINITY, x[2] = -3.0f;
+        assert_true(isinf(lv[k].lse(x, 3)) && lv[k].lse(x, 3) > 0);
+        x[0] = x[1] = x[2] = -INFINITY;
+        assert_true(isinf(lv[k].lse(x, 3)) && lv[k].lse(x, 3) < 0);
+        /* one value: itself */
+        x[0] = 4.25f;
+        assert_true(fabs(lv[k].lse(x, 1) - 4.25) < 1e-12);
+    }
+    free(x);
+}
+
 static void small_ops_match_definitions(void **state) {
     (void)state;
     float x[8] = {1, -2, 3, -4, 0.5f, 0.25f, -8, 2}, w[8] = {1, 1, 2, 2, 0.5f, 1, 1, -1}, y[8];
@@ -913,6 +969,7 @@ int main(void) {
         cmocka_unit_test(attention_wsum_kernels_match_double),
         cmocka_unit_test(attention_score_kernels_match_double),
         cmocka_unit_test(exp_softmax_silu_kernels_are_accurate),
+        cmocka_unit_test(log_sum_exp_kernels_are_accurate),
         cmocka_unit_test(small_ops_match_definitions),
         cmocka_unit_test(hparams_and_tied_output),
         cmocka_unit_test(load_rejects_unsupported_arch),
