@@ -43,6 +43,13 @@ struct hs_sched_params {
      * the same request alone, so greedy choices between near-equal tokens
      * can change; speed is about the same (measured on the 1B Q4_K_M). */
     bool exact_batching;
+    /* (addition) Waves. When two or more jobs ran together and the last of
+     * them ended moments ago (closed-loop clients: an orchestrator's agents,
+     * a benchmark's clients), a new prompt arriving at the idle scheduler
+     * waits up to this many milliseconds for as many others as that wave
+     * had, so that their prompts share one step (sched.c). 0: never wait.
+     * hs_sched_params_default sets 30. */
+    int wave_wait_ms;
 };
 void hs_sched_params_default(struct hs_sched_params *p);
 

@@ -149,6 +149,9 @@ struct hs_sched {
     hs_job **b_job;    /* (n_batch) the job of each row */
     double *emb_sum;   /* (n_embd) pooling accumulator */
     uint64_t step;     /* steps run */
+    int wave_peak;     /* most jobs running at once since the scheduler was last idle */
+    int wave_n;        /* the last wave's peak, while its next one may still be coming */
+    double wave_end_ms; /* when that wave's last job ended */
     hs_jvocab *jvocab; /* built at the first job with a schema */
     float *masked;     /* (n_vocab) a schema job's logits after its mask */
     int n_tok_vocab;   /* tokens the tokenizer (and so jvocab) knows; rows past it never pass a mask */

@@ -34,6 +34,7 @@ void hs_serve_config_default(struct hs_serve_config *c)
     c->parallel = 4;
     c->n_batch = 512;
     c->queue_max = 64;
+    c->wave_wait_ms = 30;
     c->timeout_s = 30;
     c->max_connections = 256;
     c->store_path = hs_strdup("./hestia.db");
@@ -136,6 +137,7 @@ static const struct hs_cfg_field server_fields[] = {
     {"threads", F_INT, CFG(threads), 0, 4096, NULL},
     {"batch", F_INT, CFG(n_batch), 1, 1 << 20, NULL},
     {"queue", F_INT, CFG(queue_max), 0, 1 << 20, NULL},
+    {"wave_wait_ms", F_INT, CFG(wave_wait_ms), 0, 10000, NULL},
     {"insecure", F_BOOL, CFG(insecure), 0, 0, NULL},
     {"timeout_s", F_INT, CFG(timeout_s), 1, 86400, NULL},
     {"max_connections", F_INT, CFG(max_connections), 1, 1 << 20, NULL},

@@ -128,6 +128,7 @@ struct hs_serve_config {
     int threads;         /* 0 = all CPUs */
     int n_batch;         /* default 512 */
     int queue_max;       /* waiting requests per model; default 64 */
+    int wave_wait_ms;    /* hs_sched_params.wave_wait_ms; default 30 */
     bool insecure;       /* allow a non-loopback address without keys */
     int timeout_s;       /* a client that sends nothing for this long is cut; default 30 */
     int max_connections; /* default 256 */

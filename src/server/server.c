@@ -804,6 +804,7 @@ static int load_local(hs_server *s, struct srv_model *m, hs_err *err)
         sp.n_batch = cfg->n_batch;
     if (cfg->queue_max > 0)
         sp.queue_max = cfg->queue_max;
+    sp.wave_wait_ms = cfg->wave_wait_ms;
     rc = hs_adapter_reg_create(&m->adapters, err);
     if (!rc)
         rc = hs_sched_create(m->model, &sp, &m->sched, err);
@@ -817,9 +818,9 @@ static int load_local(hs_server *s, struct srv_model *m, hs_err *err)
     hs_log_info(
         "serve.model",
         "name=%s path=%s arch=%s type=%s params=%.2fM template=%s template_source=\"%s\" threads=%d ctx=%d "
-        "slots=%d queue=%d batch=%d weights_mib=%.1f kv_mib=%.1f load_s=%.2f",
+        "slots=%d queue=%d batch=%d wave_wait_ms=%d weights_mib=%.1f kv_mib=%.1f load_s=%.2f",
         m->name, e->path, hp->arch, hs_model_type_name(m->model), (double)n_params(m->model) / 1e6,
-        hs_tmpl_name(m->tmpl), tmpl_note, threads, m->n_ctx, sp.n_slots, sp.queue_max, sp.n_batch,
+        hs_tmpl_name(m->tmpl), tmpl_note, threads, m->n_ctx, sp.n_slots, sp.queue_max, sp.n_batch, sp.wave_wait_ms,
         (double)hs_model_weight_bytes(m->model) / (1 << 20), kv_bytes / (1 << 20), hs_now_s() - t0);
     return hs_metrics_add_model(s->metrics, m->name, engine_gauges, m)
                ? hs_err_set(err, HS_ENOMEM, "out of memory")

@@ -1140,6 +1140,91 @@ static void idle_scheduler_sleeps(void **state)
     hs_model_free(m);
 }
 
+/* Waves (hs_sched_params.wave_wait_ms). Three jobs submitted back to back
+ * to an idle scheduler share their prompt step. They end; the next three
+ * arrive 20 ms apart. Waiting for them, the scheduler runs
+ * the three prompts in one step: the wave of 4-token answers takes 4 steps
+ * in all, and the wait ends when the third arrives, not at its deadline.
+ * Without waiting (0), the first runs alone and the wave takes more steps.
+ * A job at a scheduler that ran no wave starts at once. */
+static hs_sched *sched_waves(const hs_model *m, int wait_ms)
+{
+    struct hs_sched_params p;
+    hs_sched_params_default(&p);
+    p.n_slots = 4;
+    p.n_ctx = 64;
+    p.n_batch = 64;
+    p.n_threads = 2;
+    p.wave_wait_ms = wait_ms;
+    hs_sched *s = NULL;
+    hs_err err = {0};
+    if (hs_sched_create(m, &p, &s, &err))
+        fail_msg("sched: %s", err.msg);
+    return s;
+}
+
+static void submit_three(hs_sched *s, int32_t (*prompts)[4], hs_job **jobs, int gap_ms)
+{
+    for (int i = 0; i < 3; i++) {
+        struct hs_job_params jp = greedy_params(prompts[i], 4, 4);
+        jp.ignore_eos = true;
+        hs_err err = {0};
+        if (i > 0 && gap_ms > 0)
+            usleep((useconds_t)gap_ms * 1000);
+        if (hs_sched_submit(s, &jp, &jobs[i], &err))
+            fail_msg("submit: %s", err.msg);
+    }
+}
+
+static void a_returning_wave_shares_its_prompt_step(void **state)
+{
+    (void)state;
+    hs_model *m = load(g_q4);
+    int32_t prompts[3][4] = {{1, 5, 6, 7}, {1, 8, 9, 10}, {1, 11, 12, 13}};
+    struct run *r = malloc(sizeof *r);
+    for (int mode = 0; mode < 2; mode++) {
+        hs_sched *s = sched_waves(m, mode == 0 ? 3000 : 0);
+        hs_job *jobs[3];
+        submit_three(s, prompts, jobs, 0); /* the first wave, submitted back to back */
+        for (int i = 0; i < 3; i++) {
+            collect(jobs[i], r);
+            hs_job_free(jobs[i]);
+        }
+        struct hs_sched_stats st0, st1;
+        hs_sched_stats(s, &st0);
+        if (mode == 0) /* gathered at the idle scheduler: one prompt step */
+            assert_int_equal(st0.steps, 4);
+        submit_three(s, prompts, jobs, 20); /* its return, 20 ms apart */
+        double ttft0 = 0;
+        for (int i = 0; i < 3; i++) {
+            collect(jobs[i], r);
+            assert_int_equal(r->n, 4);
+            if (i == 0)
+                ttft0 = r->end.ttft_ms;
+            hs_job_free(jobs[i]);
+        }
+        hs_sched_stats(s, &st1);
+        const uint64_t steps = st1.steps - st0.steps;
+        print_message("[          ] wave wait %s: the returning wave took %llu steps, its first job's TTFT %.0f ms\n",
+                      mode == 0 ? "on" : "off", (unsigned long long)steps, ttft0);
+        if (mode == 0) {
+            assert_int_equal(steps, 4);
+            assert_true(ttft0 >= 35.0 && ttft0 < 2500.0); /* waited for the third (40 ms), not 3 s */
+        } else {
+            assert_true(steps > 4);
+        }
+        hs_sched_free(s);
+    }
+    /* no wave before it: a lone job does not wait */
+    hs_sched *s = sched_waves(m, 3000);
+    struct hs_job_params jp = greedy_params(prompts[0], 4, 2);
+    run_job(s, &jp, r);
+    assert_true(r->end.ttft_ms < 2000.0);
+    hs_sched_free(s);
+    free(r);
+    hs_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1165,6 +1250,7 @@ int main(void)
         cmocka_unit_test(free_cuts_jobs_which_stay_valid),
         cmocka_unit_test(bad_parameters_are_refused),
         cmocka_unit_test(idle_scheduler_sleeps),
+        cmocka_unit_test(a_returning_wave_shares_its_prompt_step),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
