@@ -29,7 +29,7 @@
 # Usage: scripts/bench-serve.sh [path/to/hestia]
 #   6. measures the operating layer's overhead (monitor, safety checks, alert sinks on
 #      against off) at 8 clients, in alternating runs; the issue allows 3%.
-# Environment: BENCH_SERVE_CLIENTS ("1 4 8 16"), BENCH_SERVE_ROUNDS (3), BENCH_SERVE_REPEATS (3),
+# Environment: BENCH_SERVE_CLIENTS ("1 4 8 16"), BENCH_SERVE_ROUNDS (3), BENCH_SERVE_REPEATS (5),
 #   BENCH_SERVE_THREADS (2),
 #   BENCH_SERVE_OPS_PAIRS (3 on/off pairs; 0 skips step 6),
 #   BENCH_SERVE_PARALLEL (16), BENCH_SERVE_PROMPT (53), BENCH_SERVE_TOKENS (64),
@@ -40,7 +40,7 @@ cd "$(dirname "$0")/.."
 bin=${1:-build/hestia}
 levels=${BENCH_SERVE_CLIENTS:-1 4 8 16}
 rounds=${BENCH_SERVE_ROUNDS:-3}
-repeats=${BENCH_SERVE_REPEATS:-3}
+repeats=${BENCH_SERVE_REPEATS:-5}
 threads=${BENCH_SERVE_THREADS:-2}
 parallel=${BENCH_SERVE_PARALLEL:-16}
 n_prompt=${BENCH_SERVE_PROMPT:-53}
