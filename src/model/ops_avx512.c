@@ -168,16 +168,25 @@ void hs_exp_avx512(float *y, const float *x, size_t n) {
     }
 }
 
-void hs_softmax_avx512(float *x, int n) {
+/* The largest of x[0..n), n >= 1. */
+static inline float max_of(const float *x, int n) {
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 16 <= n; i += 16)
         vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + i));
-    const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
     if (i < n)
-        vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail, x + i));
-    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+        vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, (__mmask16)((1u << (n - i)) - 1), x + i));
+    return _mm512_reduce_max_ps(vmax);
+}
+
+/* The mask of the last n % 16 lanes of a row of n. */
+static inline __mmask16 tail_mask(int n) { return (__mmask16)((1u << (n % 16)) - 1); }
+
+void hs_softmax_avx512(float *x, int n) {
+    const __mmask16 tail = tail_mask(n);
+    const __m512 mx = _mm512_set1_ps(max_of(x, n));
     __m512 vsum = _mm512_setzero_ps();
+    int i;
     for (i = 0; i + 16 <= n; i += 16) {
         const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
         _mm512_storeu_ps(x + i, e);
@@ -195,29 +204,24 @@ void hs_softmax_avx512(float *x, int n) {
         _mm512_mask_storeu_ps(x + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), inv));
 }
 
-/* The sum in two double accumulators of 8 lanes, each e^ widened exactly. */
+/* e's 16 lanes widened (exactly) into two double accumulators of 8. */
+static inline void add_widened(__m512d *lo, __m512d *hi, __m512 e) {
+    *lo = _mm512_add_pd(*lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    *hi = _mm512_add_pd(*hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+}
+
 double hs_log_sum_exp_avx512(const float *x, int n) {
-    __m512 vmax = _mm512_set1_ps(-INFINITY);
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + i));
-    const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
-    if (i < n)
-        vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail, x + i));
-    const float m = _mm512_reduce_max_ps(vmax);
+    const float m = max_of(x, n);
     if (!isfinite(m))
         return m;
     const __m512 mx = _mm512_set1_ps(m);
     __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
-    for (i = 0; i + 16 <= n; i += 16) {
-        const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
-        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
-    }
-    if (i < n) {
-        const __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(mx, tail, x + i), mx)));
-        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    int i;
+    for (i = 0; i + 16 <= n; i += 16)
+        add_widened(&lo, &hi, exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx)));
+    if (i < n) { /* lanes past n: x - max = 0 before the mask clears them */
+        const __mmask16 tail = tail_mask(n);
+        add_widened(&lo, &hi, _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_mask_loadu_ps(mx, tail, x + i), mx))));
     }
     return (double)m + log(_mm512_reduce_add_pd(_mm512_add_pd(lo, hi)));
 }

@@ -87,6 +87,15 @@ static hs_model *load(const char *path)
     return m;
 }
 
+static hs_sched *sched_with(const hs_model *m, const struct hs_sched_params *p)
+{
+    hs_sched *s = NULL;
+    hs_err err = {0};
+    if (hs_sched_create(m, p, &s, &err))
+        fail_msg("sched: %s", err.msg);
+    return s;
+}
+
 static hs_sched *sched_new(const hs_model *m, int n_slots, int queue_max, int n_ctx, int n_batch, bool cache)
 {
     struct hs_sched_params p;
@@ -97,11 +106,7 @@ static hs_sched *sched_new(const hs_model *m, int n_slots, int queue_max, int n_
     p.n_batch = n_batch;
     p.n_threads = 2;
     p.prefix_cache = cache;
-    hs_sched *s = NULL;
-    hs_err err = {0};
-    if (hs_sched_create(m, &p, &s, &err))
-        fail_msg("sched: %s", err.msg);
-    return s;
+    return sched_with(m, &p);
 }
 
 static struct hs_job_params greedy_params(const int32_t *prompt, int n, int max_tokens)
@@ -1156,11 +1161,7 @@ static hs_sched *sched_waves(const hs_model *m, int wait_ms)
     p.n_batch = 64;
     p.n_threads = 2;
     p.wave_wait_ms = wait_ms;
-    hs_sched *s = NULL;
-    hs_err err = {0};
-    if (hs_sched_create(m, &p, &s, &err))
-        fail_msg("sched: %s", err.msg);
-    return s;
+    return sched_with(m, &p);
 }
 
 static void submit_three(hs_sched *s, int32_t (*prompts)[4], hs_job **jobs, int gap_ms)
