@@ -358,11 +358,10 @@ static void gather_arrivals(hs_sched *s, bool woke)
     }
 }
 
-/* After a turn: a wave ends when the scheduler goes idle. */
+/* After a turn: a wave ends when the scheduler goes idle (its peak is
+ * taken before each step, while the jobs that end in it still count). */
 static void track_wave(hs_sched *s)
 {
-    if (s->n_active > s->wave_peak)
-        s->wave_peak = s->n_active;
     if (s->n_active == 0 && s->wave_peak > 0) {
         s->wave_n = s->wave_peak;
         s->wave_end_ms = hs_sched_now_ms();

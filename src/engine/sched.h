@@ -43,11 +43,13 @@ struct hs_sched_params {
      * the same request alone, so greedy choices between near-equal tokens
      * can change; speed is about the same (measured on the 1B Q4_K_M). */
     bool exact_batching;
-    /* (addition) Waves. When two or more jobs ran together and the last of
-     * them ended moments ago (closed-loop clients: an orchestrator's agents,
-     * a benchmark's clients), a new prompt arriving at the idle scheduler
-     * waits up to this many milliseconds for as many others as that wave
-     * had, so that their prompts share one step (sched.c). 0: never wait.
+    /* (addition) Prompts arriving together share one step (sched.c,
+     * gather_arrivals). A job that wakes the idle scheduler waits while more
+     * keep coming, each within 2 ms of the last; and when two or more jobs
+     * ran together and the last of them ended moments ago (closed-loop
+     * clients: an orchestrator's agents, a benchmark's clients), the next
+     * arrivals wait for as many others as that wave had. Either wait ends
+     * after this many milliseconds at most. 0: never wait.
      * hs_sched_params_default sets 30. */
     int wave_wait_ms;
 };
