@@ -10,6 +10,7 @@
 #   fuzz_<t>        one binary per target
 #   corpus/<t>/     the working corpus, kept between runs (never in the repo)
 #   artifacts/      crashing inputs: reproduce with  build/fuzz/fuzz_<t> FILE
+#                   (leaks: with LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp, as here)
 # Seeds for target <t>, when present:
 #   tests/fuzz/seed_<t>.c   a program run as `seed_<t> DIR` that writes seed files
 #   tests/fuzz/<t>.dict     a libFuzzer dictionary
@@ -117,6 +118,7 @@ for src in "${targets[@]}"; do
     log="$OUT/logs/$name.log"
     echo "fuzz.sh: $name for ${SECS}s ($(ls "$corpus" | wc -l) corpus files)"
     set +e
+    LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
     "$bin" "$corpus" "${dict[@]}" -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 -timeout=25 \
         -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$name-" >"$log" 2>&1
     rc=$?
