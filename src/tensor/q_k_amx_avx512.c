@@ -20,27 +20,11 @@
  *
  * Built with the AVX-512 flags; the AMX instructions are enabled per
  * function, and matmul.c calls these only when hs_amx_enabled(). */
+#include "tensor/amx_impl.h"
 #include "tensor/q_k_avx512_impl.h" /* qk_q45_scales */
 
 #include <immintrin.h>
 #include <string.h>
-
-#define AMX __attribute__((target("amx-tile,amx-int8")))
-
-/* The 64-byte tile configuration (palette 1) that ldtilecfg reads. */
-struct tilecfg {
-    uint8_t palette;
-    uint8_t start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-};
-
-static void tile_shape(struct tilecfg *cfg, int t, int rows, int colsb)
-{
-    cfg->rows[t] = (uint8_t)rows;
-    cfg->colsb[t] = (uint16_t)colsb;
-}
 
 /* ---------------------------------------------------- activation sums -- */
 
@@ -197,13 +181,12 @@ AMX void hs_q4_k_amx_gemm(int n, float *s, size_t ldc, const hs_amx_k_rows *rows
     const int nb = n / HS_QK8_0; /* even: n is a multiple of 256 */
     const int8_t *aq = rows->q;
     const float *rd = rows->d, *rm = rows->m;
-    struct tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    tile_shape(&cfg, 0, nr, 64);
-    tile_shape(&cfg, 1, nr, 64);
-    tile_shape(&cfg, TILE_A, nr, 32);
-    tile_shape(&cfg, TILE_B, 8, 64);
+    struct hs_tilecfg cfg;
+    hs_tilecfg_init(&cfg);
+    hs_tile_shape(&cfg, 0, nr, 64);
+    hs_tile_shape(&cfg, 1, nr, 64);
+    hs_tile_shape(&cfg, TILE_A, nr, 32);
+    hs_tile_shape(&cfg, TILE_B, 8, 64);
     _tile_loadconfig(&cfg);
 
     int32_t is0[16][16] __attribute__((aligned(64)));
@@ -275,15 +258,14 @@ AMX void hs_q6_k_amx_gemm(int n, float *s, size_t ldc, const hs_amx_k_rows *rows
     const int nb = n / HS_QK8_0; /* even: n is a multiple of 256 */
     const int8_t *aq = rows->q;
     const float *rd = rows->d, *rm = rows->m;
-    struct tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
+    struct hs_tilecfg cfg;
+    hs_tilecfg_init(&cfg);
     for (int t = 0; t < 4; t++)
-        tile_shape(&cfg, t, nr, 64);
-    tile_shape(&cfg, TILE_A, nr, 16);
-    tile_shape(&cfg, TILE_A2, nr, 16);
-    tile_shape(&cfg, TILE_B, 4, 64);
-    tile_shape(&cfg, TILE_B2, 4, 64);
+        hs_tile_shape(&cfg, t, nr, 64);
+    hs_tile_shape(&cfg, TILE_A, nr, 16);
+    hs_tile_shape(&cfg, TILE_A2, nr, 16);
+    hs_tile_shape(&cfg, TILE_B, 4, 64);
+    hs_tile_shape(&cfg, TILE_B2, 4, 64);
     _tile_loadconfig(&cfg);
 
     /* [stage][half] */

@@ -34,18 +34,8 @@
  * Measured (bench/bench_gemm_qk.c, one thread, 8192 x 2048): a call costs
  * about the same for 1 to 8 tokens, 2.0-2.3 times one token's dot product,
  * where the VNNI tile takes 4.2 times for 8 tokens. */
+#include "tensor/amx_impl.h"
 #include "tensor/q_k_avx512_impl.h"
-
-#define AMX __attribute__((target("amx-tile,amx-int8")))
-
-/* The 64-byte tile configuration (palette 1) that ldtilecfg reads. */
-struct tilecfg {
-    uint8_t palette;
-    uint8_t start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-};
 
 size_t hs_q4_k_amxg_panel_bytes(int64_t n)
 {
@@ -192,13 +182,10 @@ AMX void hs_q4_k_amxg_gemm(int n, float *s, size_t ldc, const void *vx, size_t b
 {
     assert(n % HS_QK_K == 0 && nc >= 1 && nc <= 8 && nr >= 1);
     const int nb = n / HS_QK_K;
-    struct tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
+    struct hs_tilecfg cfg;
+    hs_tilecfg_init(&cfg);
+    for (int t = 0; t < 8; t++)
+        hs_tile_shape(&cfg, t, 16, 64);
     _tile_loadconfig(&cfg);
     static _Thread_local struct group G __attribute__((aligned(64)));
     for (int r0 = 0; r0 < nr; r0 += 16) {

@@ -16,21 +16,11 @@
  * then reuses them. Each block's int32 sums are scaled by d_x * d_y and
  * accumulated in float, as the reference does, but in a different order:
  * results agree with the reference to rounding, not bit for bit. */
+#include "tensor/amx_impl.h"
 #include "tensor/qtype_impl.h"
 
 #include <immintrin.h>
 #include <string.h>
-
-#define AMX __attribute__((target("amx-tile,amx-int8")))
-
-/* The 64-byte tile configuration (palette 1) that ldtilecfg reads. */
-struct tilecfg {
-    uint8_t palette;
-    uint8_t start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-};
 
 /* Tile numbers: literal because the intrinsics paste them into the asm. */
 #define TILE_C 0
@@ -73,15 +63,11 @@ AMX void hs_i8_amx_gemm(int n, float *s, size_t ldc, const hs_amx_rows *rows, co
                         size_t panel_stride, int n_groups, int nc_last) {
     const int nr = rows->nr;
     const int nb = n / HS_QK8_0;
-    struct tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    cfg.rows[TILE_C] = (uint8_t)nr;
-    cfg.colsb[TILE_C] = 64;
-    cfg.rows[TILE_A] = (uint8_t)nr;
-    cfg.colsb[TILE_A] = 32;
-    cfg.rows[TILE_B] = 8;
-    cfg.colsb[TILE_B] = 64;
+    struct hs_tilecfg cfg;
+    hs_tilecfg_init(&cfg);
+    hs_tile_shape(&cfg, TILE_C, nr, 64);
+    hs_tile_shape(&cfg, TILE_A, nr, 32);
+    hs_tile_shape(&cfg, TILE_B, 8, 64);
     _tile_loadconfig(&cfg);
 
     int32_t sums[16][16] __attribute__((aligned(64)));
